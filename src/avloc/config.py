@@ -1,0 +1,245 @@
+"""Settings as dataclasses, YAML presets and `key=value` overrides.
+
+A run is fully described by one `Config`. Presets live in `avloc/configs/*.yaml`
+(`ave`, `anet12`, `demo`); `load_config("ave", ["model.stages=1"])` reads a preset
+or a YAML path and applies dotted overrides. Every field is documented where it is
+declared; docs/paper-notes.md says which ones the paper fixes and why the others
+have the defaults they have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from avloc.errors import AvlocError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    format: str = "synthetic"  # synthetic | ave | anet12 | generic
+    snippet_seconds: float = 1.0  # AVE: 1 s; ActivityNet: 16 frames at 25 fps = 0.64 s
+    max_seqlen: int = 750  # training crops longer videos to this many snippets (W-TALC)
+    val_fraction: float = 0.1  # held out of train when a layout has no validation split
+    use_background_videos: bool = True  # AVE background-only ("noisy") videos join training
+    annotations: str = ""  # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json)
+    # synthetic generator (the embedded demo dataset)
+    synth_classes: int = 8
+    synth_videos: int = 600  # train videos; val and test get a quarter each
+    synth_background_videos: int = 60
+    synth_audio_dim: int = 128
+    synth_visual_dim: int = 256
+    synth_length: int = 10
+    synth_noise: float = 0.8
+    synth_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    modality: str = "av"  # av | audio | visual (uni-modal ablations of Table 1)
+    d_x: int = 1024  # embedding size of f_u, f_v
+    stages: int = 2  # t_e; 0 = naive fusion by concatenation (Table 1)
+    share_w: bool = False  # one W for all stages instead of one per stage
+    attend_normalized: bool = False  # attend the l2-normalised X instead of the raw X (Eq. 2)
+    attention: str = "efficient"  # efficient (SDPA, memory linear in L) | explicit (L x L matrix)
+    classifier: str = "openmax"  # openmax (Eq. 5) | softmax (one FC over C + 1 classes)
+    dropout: float = 0.7  # on the fused feature X_att
+    leaky_slope: float = 0.01  # LeakyReLU of f_u, f_v (PyTorch default; the paper gives none)
+
+
+@dataclass
+class LossConfig:
+    topk_divisor: int = 8  # MIL pools the top k = ceil(L / topk_divisor) snippets (W-TALC)
+    background_topk: bool = True  # MIL: every video also holds background (its k least-foreground snippets)
+    alpha: float = 0.8  # weight of L_cas (Eq. 10)
+    beta: float = 0.8  # weight of L_cont (Eq. 10)
+    gamma: float = 1.0  # weight of L_pseu (Eq. 10)
+    casl_margin: float = 0.5  # delta of the CASL hinge (W-TALC)
+    casl_scores: str = "prob"  # attention over time from the open-max probability | the action logit h
+    cont_window: int = 4  # B: the Gaussian window has B + 1 taps (Eq. 6-7)
+    cont_sigma: float = 1.0  # std of the Gaussian window, in snippets
+    pseudo_neighbors: int = 2  # N: q averages N + 1 snippets (Eq. 9)
+    pseudo_tau: float = 0.5  # tau: keep pseudo labels with max q >= tau (Eq. 9)
+    pseudo_video_classes: bool = True  # pseudo labels only among background and the video's classes
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 30
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    similar_pairs: int = 3  # pairs of videos sharing a class placed in each batch (for CASL)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False  # bf16 autocast
+    compile: bool = False  # torch.compile the model
+    eval_every: int = 1  # epochs between validations
+    select_metric: str = "auto"  # accuracy (event) | average_mAP (action) | auto
+    progress: bool = True
+
+
+@dataclass
+class LocalizeConfig:
+    """Snippets to segments for action localization (W-TALC two-stage thresholding)."""
+
+    class_filter: str = "mean"  # keep classes with video score >= mean over classes | "none"
+    act_threshold: float = 0.5  # relative threshold: min + t * (max - min) of the class sequence
+    smooth: int = 1  # moving-average window (snippets) applied before thresholding; 1 = none
+    score_weight: float = 0.7  # segment score = max activation inside + weight * video class score
+    nms_iou: float = 0.0  # 0 = no NMS; else suppress same-class segments with tIoU above this
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    localize: LocalizeConfig = field(default_factory=LocalizeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CHOICES = {
+    "data.format": ("synthetic", "ave", "anet12", "generic"),
+    "model.modality": ("av", "audio", "visual"),
+    "model.attention": ("efficient", "explicit"),
+    "model.classifier": ("openmax", "softmax"),
+    "loss.casl_scores": ("prob", "logit"),
+    "train.select_metric": ("auto", "accuracy", "average_mAP"),
+    "localize.class_filter": ("mean", "none"),
+}
+
+
+def validate(cfg: Config) -> Config:
+    """Reject settings that cannot work together, naming the setting."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise AvlocError(f"setting {key}={value!r}: expected one of {', '.join(allowed)}")
+    m, lo = cfg.model, cfg.loss
+    if m.stages < 0:
+        raise AvlocError(f"setting model.stages={m.stages}: must be >= 0")
+    if m.modality != "av" and m.stages > 0:
+        raise AvlocError(
+            f"setting model.stages={m.stages}: cross attention needs model.modality=av "
+            f"(got {m.modality}); use model.stages=0 for uni-modal models"
+        )
+    if m.classifier == "softmax" and lo.beta > 0:
+        raise AvlocError(
+            "setting loss.beta: the foreground continuity loss needs the open-max classifier's "
+            "foreground reliability; set loss.beta=0 with model.classifier=softmax (paper, Sec. 4.3)"
+        )
+    if not 0 <= m.dropout < 1:
+        raise AvlocError(f"setting model.dropout={m.dropout}: must be in [0, 1)")
+    if lo.cont_window < 0 or lo.cont_window % 2:
+        raise AvlocError(f"setting loss.cont_window={lo.cont_window}: B must be even and >= 0")
+    if lo.pseudo_neighbors < 0 or lo.pseudo_neighbors % 2:
+        raise AvlocError(f"setting loss.pseudo_neighbors={lo.pseudo_neighbors}: N must be even")
+    if lo.topk_divisor < 1:
+        raise AvlocError(f"setting loss.topk_divisor={lo.topk_divisor}: must be >= 1")
+    if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
+        raise AvlocError("setting train.batch_size / train.epochs: must be positive")
+    return cfg
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set(cfg: Config, key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    if len(parts) != 2 or not hasattr(cfg, parts[0]) or not is_dataclass(getattr(cfg, parts[0])):
+        raise AvlocError(f"{source}: unknown setting {key!r} (expected SECTION.NAME, e.g. model.stages)")
+    section = getattr(cfg, parts[0])
+    types = {f.name: f.type for f in fields(section)}
+    if parts[1] not in types:
+        known = ", ".join(sorted(types))
+        raise AvlocError(f"{source}: unknown setting {key!r}; {parts[0]} has: {known}")
+    current = getattr(section, parts[1])
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise AvlocError(
+            f"{source}: setting {key}={value!r} has the wrong type "
+            f"(expected {type(current).__name__})"
+        )
+    setattr(section, parts[1], value)
+
+
+def apply_dict(cfg: Config, values: dict[str, Any], source: str) -> Config:
+    """Apply a nested {section: {name: value}} mapping, as read from YAML."""
+    if not isinstance(values, dict):
+        raise AvlocError(f"{source}: expected a mapping of sections (data, model, loss, ...)")
+    for section, entries in values.items():
+        if not isinstance(entries, dict):
+            raise AvlocError(f"{source}: section {section!r} must be a mapping of settings")
+        for name, value in entries.items():
+            _set(cfg, f"{section}.{name}", value, source)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    for item in overrides:
+        if "=" not in item:
+            raise AvlocError(f"override {item!r}: expected key=value, e.g. model.stages=1")
+        key, text = item.split("=", 1)
+        _set(cfg, key.strip(), _parse_value(text), "override")
+    return cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise AvlocError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def load_config(preset_or_path: str | None, overrides: list[str] | None = None) -> Config:
+    """A preset name (`ave`, `anet12`, `demo`) or a YAML path, then `key=value` overrides."""
+    cfg = Config()
+    if preset_or_path:
+        path = Path(preset_or_path)
+        if not path.suffix and (PRESET_DIR / f"{preset_or_path}.yaml").exists():
+            path = PRESET_DIR / f"{preset_or_path}.yaml"
+        elif not path.exists():
+            raise AvlocError(
+                f"config {preset_or_path!r}: no such file or preset (presets: {', '.join(preset_names())})"
+            )
+        apply_dict(cfg, read_yaml(path) or {}, str(path))
+    apply_overrides(cfg, overrides or [])
+    return validate(cfg)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a Config from `Config.to_dict()` output (as stored in checkpoints)."""
+    return validate(apply_dict(Config(), values, "checkpoint settings"))
+
+
+def replace(cfg: Config, **sections: Any) -> Config:
+    return dataclasses.replace(cfg, **sections)

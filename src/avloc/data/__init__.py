@@ -1,0 +1,38 @@
+"""Dataset readers behind one interface: `load_dataset(cfg.data, root) -> Dataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avloc.config import DataConfig
+from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Video
+from avloc.errors import AvlocError
+
+__all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Video", "load_dataset"]
+
+
+def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
+    """Read (or, for `synthetic`, generate) the dataset named by `cfg.format`."""
+    fmt = cfg.format
+    if fmt == "synthetic":
+        from avloc.data.synthetic import make_synthetic
+
+        return make_synthetic(cfg)
+    if root is None:
+        raise AvlocError(f"setting data.format={fmt}: needs --data DIR")
+    root = Path(root)
+    if not root.is_dir():
+        raise AvlocError(f"{root}: data directory does not exist")
+    if fmt == "ave":
+        from avloc.data.ave import load_ave
+
+        return load_ave(cfg, root)
+    if fmt == "anet12":
+        from avloc.data.anet import load_anet12
+
+        return load_anet12(cfg, root)
+    if fmt == "generic":
+        from avloc.data.generic import load_generic
+
+        return load_generic(cfg, root)
+    raise AvlocError(f"setting data.format={fmt!r}: unknown format")
