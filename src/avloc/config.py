@@ -28,7 +28,12 @@ class DataConfig:
     max_seqlen: int = 750  # training crops longer videos to this many snippets (W-TALC)
     val_fraction: float = 0.1  # held out of train when a layout has no validation split
     use_background_videos: bool = True  # AVE background-only ("noisy") videos join training
-    annotations: str = ""  # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json)
+    # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json)
+    annotations: str = ""
+    split_seed: int = 0  # seeds the held-out val split (anet12; generic without validation)
+    # snippets by which a video's feature count may miss duration / snippet_seconds beyond
+    # floor/ceil rounding (extractors count the last partial snippet differently)
+    length_tolerance: int = 1
     # synthetic generator (the embedded demo dataset)
     synth_classes: int = 8
     synth_videos: int = 600  # train videos; val and test get a quarter each
@@ -56,17 +61,20 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     topk_divisor: int = 8  # MIL pools the top k = ceil(L / topk_divisor) snippets (W-TALC)
-    background_topk: bool = True  # MIL: every video also holds background (its k least-foreground snippets)
+    # MIL: every video also holds background (in its k most background-like snippets)
+    background_topk: bool = True
     alpha: float = 0.8  # weight of L_cas (Eq. 10)
     beta: float = 0.8  # weight of L_cont (Eq. 10)
     gamma: float = 1.0  # weight of L_pseu (Eq. 10)
     casl_margin: float = 0.5  # delta of the CASL hinge (W-TALC)
-    casl_scores: str = "prob"  # attention over time from the open-max probability | the action logit h
+    casl_scores: str = "prob"  # attention over time from p (open-max prob) | the action logit h
     cont_window: int = 4  # B: the Gaussian window has B + 1 taps (Eq. 6-7)
     cont_sigma: float = 1.0  # std of the Gaussian window, in snippets
     pseudo_neighbors: int = 2  # N: q averages N + 1 snippets (Eq. 9)
-    pseudo_tau: float = 0.5  # tau: keep pseudo labels with max q >= tau (Eq. 9)
-    pseudo_video_classes: bool = True  # pseudo labels only among background and the video's classes
+    # tau: keep pseudo labels with max q >= tau (Eq. 9); must exceed p_bg at init (0.5)
+    pseudo_tau: float = 0.8
+    # pseudo labels only among background and the video's own classes
+    pseudo_video_classes: bool = True
 
 
 @dataclass
@@ -87,11 +95,16 @@ class TrainConfig:
 
 @dataclass
 class LocalizeConfig:
-    """Snippets to segments for action localization (W-TALC two-stage thresholding)."""
+    """Snippets to segments for action localization (W-TALC two-stage thresholding).
+
+    Defaults are W-TALC's ActivityNet recipe; docs/evaluation.md explains each one.
+    """
 
     class_filter: str = "mean"  # keep classes with video score >= mean over classes | "none"
     act_threshold: float = 0.5  # relative threshold: min + t * (max - min) of the class sequence
+    act_threshold_step: float = 0.0  # > 0: also threshold at t + step, t + 2 step, ... < 1
     smooth: int = 1  # moving-average window (snippets) applied before thresholding; 1 = none
+    min_snippets: int = 2  # drop runs shorter than this (W-TALC: 2 snippets = 1.28 s on ANet)
     score_weight: float = 0.7  # segment score = max activation inside + weight * video class score
     nms_iou: float = 0.0  # 0 = no NMS; else suppress same-class segments with tIoU above this
 
@@ -137,7 +150,8 @@ def validate(cfg: Config) -> Config:
     if m.classifier == "softmax" and lo.beta > 0:
         raise AvlocError(
             "setting loss.beta: the foreground continuity loss needs the open-max classifier's "
-            "foreground reliability; set loss.beta=0 with model.classifier=softmax (paper, Sec. 4.3)"
+            "foreground reliability; set loss.beta=0 with model.classifier=softmax "
+            "(paper, Sec. 4.3)"
         )
     if not 0 <= m.dropout < 1:
         raise AvlocError(f"setting model.dropout={m.dropout}: must be in [0, 1)")
@@ -162,7 +176,9 @@ def _parse_value(text: str) -> Any:
 def _set(cfg: Config, key: str, value: Any, source: str) -> None:
     parts = key.split(".")
     if len(parts) != 2 or not hasattr(cfg, parts[0]) or not is_dataclass(getattr(cfg, parts[0])):
-        raise AvlocError(f"{source}: unknown setting {key!r} (expected SECTION.NAME, e.g. model.stages)")
+        raise AvlocError(
+            f"{source}: unknown setting {key!r} (expected SECTION.NAME, e.g. model.stages)"
+        )
     section = getattr(cfg, parts[0])
     types = {f.name: f.type for f in fields(section)}
     if parts[1] not in types:
@@ -229,7 +245,8 @@ def load_config(preset_or_path: str | None, overrides: list[str] | None = None) 
             path = PRESET_DIR / f"{preset_or_path}.yaml"
         elif not path.exists():
             raise AvlocError(
-                f"config {preset_or_path!r}: no such file or preset (presets: {', '.join(preset_names())})"
+                f"config {preset_or_path!r}: no such file or preset "
+                f"(presets: {', '.join(preset_names())})"
             )
         apply_dict(cfg, read_yaml(path) or {}, str(path))
     apply_overrides(cfg, overrides or [])

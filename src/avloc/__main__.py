@@ -1,0 +1,5 @@
+import sys
+
+from avloc.cli import main
+
+sys.exit(main())

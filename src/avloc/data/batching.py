@@ -1,0 +1,96 @@
+"""Batches for training: pair sampling for CASL, padding, masks and crops.
+
+The batch order is a pure function of (seed, epoch): resuming a run only needs the
+epoch and the batch index, and every process of a distributed run computes the same
+global batches and takes its own slice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avloc.data.base import Video
+
+
+@dataclass
+class Batch:
+    audio: torch.Tensor  # (B, L, D_a)
+    visual: torch.Tensor  # (B, L, D_v)
+    mask: torch.Tensor  # (B, L) bool, True on real snippets
+    labels: torch.Tensor  # (B, C) video-level multi-hot; the only supervision
+
+    def to(self, device: torch.device | str) -> Batch:
+        nb = torch.device(device).type == "cuda"
+        return Batch(*(t.to(device, non_blocking=nb) for t in
+                       (self.audio, self.visual, self.mask, self.labels)))
+
+
+class PairBatchSampler:
+    """Batches of video indices whose first 2P entries are P pairs sharing a class.
+
+    W-TALC's CASL needs videos with a common class in each batch; the rest of the batch
+    walks through a fresh permutation of the training set every epoch.
+    """
+
+    def __init__(self, videos: Sequence[Video], batch_size: int, pairs: int, seed: int):
+        self.n = len(videos)
+        self.batch_size = batch_size
+        self.seed = seed
+        by_class: dict[int, list[int]] = defaultdict(list)
+        for i, v in enumerate(videos):
+            for c in np.flatnonzero(v.labels):
+                by_class[int(c)].append(i)
+        self.by_class = {c: np.array(ix) for c, ix in sorted(by_class.items()) if len(ix) >= 2}
+        self.pairs = min(pairs, batch_size // 2) if self.by_class else 0
+        self.fill = max(batch_size - 2 * self.pairs, 1)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.fill)
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """All batches of one epoch, deterministic in (seed, epoch)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(self.n)
+        classes = list(self.by_class)
+        batches = []
+        for b in range(len(self)):
+            paired = []
+            for _ in range(self.pairs):
+                members = self.by_class[classes[rng.integers(len(classes))]]
+                paired.extend(rng.choice(members, size=2, replace=False))
+            rest = perm[b * self.fill:(b + 1) * self.fill]
+            batches.append(np.concatenate([np.array(paired, dtype=np.int64), rest]))
+        return batches
+
+
+def crop_window(length: int, max_len: int, rng: np.random.Generator | None) -> slice:
+    """A random window of max_len snippets for training; the whole video otherwise."""
+    if length <= max_len or rng is None:
+        return slice(0, length)
+    start = int(rng.integers(0, length - max_len + 1))
+    return slice(start, start + max_len)
+
+
+def collate(
+    videos: Sequence[Video], max_len: int | None = None, rng: np.random.Generator | None = None
+) -> Batch:
+    """Pad videos of different lengths into one batch; crop to max_len when rng is given."""
+    windows = [crop_window(v.length, max_len or v.length, rng) for v in videos]
+    lengths = [w.stop - w.start for w in windows]
+    L = max(lengths)
+    B = len(videos)
+    audio = torch.zeros(B, L, videos[0].audio.shape[1])
+    visual = torch.zeros(B, L, videos[0].visual.shape[1])
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    for i, (v, w, n) in enumerate(zip(videos, windows, lengths, strict=True)):
+        audio[i, :n] = torch.from_numpy(v.audio[w])
+        visual[i, :n] = torch.from_numpy(v.visual[w])
+        mask[i, :n] = True
+    labels = torch.from_numpy(np.stack([v.labels for v in videos])).float()
+    return Batch(audio, visual, mask, labels)

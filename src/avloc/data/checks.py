@@ -1,0 +1,251 @@
+"""Checks and helpers shared by the dataset readers (AVE, ActivityNet 1.2, generic).
+
+Every reader validates the whole input when it loads, before any training starts, and
+reports the first problem as a one-line `AvlocError` that names the file, the video (or
+line) and what is wrong: a bad value found after an hour of training, or a silently
+misaligned label, costs far more than a strict reader.
+
+Tolerances (documented in docs/datasets.md):
+- audio and visual snippet counts of a video may differ by `AV_TOLERANCE` snippet
+  (extractors with different windows count the last partial snippet differently); the
+  longer stream is trimmed to the shorter;
+- a video's snippet count T may miss duration / snippet_seconds by `length_tolerance`
+  snippets beyond floor/ceil rounding;
+- a segment may end up to one snippet after the video's duration (annotation times and
+  durations are rounded independently; the real ActivityNet 1.2 files overshoot by up to
+  0.35 s); segments are kept as annotated, never clipped, so that evaluation matches the
+  official ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avloc.data.base import Segment
+from avloc.errors import AvlocError
+
+AV_TOLERANCE = 1  # snippets by which audio and visual counts may differ (ANet, generic)
+
+
+def require_file(path: Path, what: str) -> Path:
+    """The path, or a one-line error saying which file is missing and what it holds."""
+    if not path.is_file():
+        raise AvlocError(f"{path}: missing file ({what})")
+    return path
+
+
+def check_unique(ids: Iterable[str], source: str, what: str = "video id") -> None:
+    """Duplicate ids would silently merge two videos' ground truth."""
+    seen: set[str] = set()
+    for vid in ids:
+        if vid in seen:
+            raise AvlocError(f"{source}: duplicate {what} {vid!r}")
+        seen.add(vid)
+
+
+def check_video_name(vid: str, source: str) -> None:
+    """Video ids become file names (generic layout): no separators, no '.'/'..'."""
+    if not vid or vid in (".", "..") or "/" in vid or "\\" in vid or "\0" in vid:
+        raise AvlocError(f"{source}: video id {vid!r} cannot be used as a file name")
+
+
+def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
+    """One video's (T, D) float32 features; rejects other shapes, empty videos, NaN/Inf."""
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise AvlocError(f"{where}: {modality} features are not numeric arrays") from None
+    if arr.ndim != 2:
+        raise AvlocError(
+            f"{where}: {modality} features have shape {arr.shape}, expected (T, D)"
+        )
+    if arr.shape[0] == 0:
+        raise AvlocError(f"{where}: video has zero snippets ({modality} shape {arr.shape})")
+    if arr.shape[1] == 0:
+        raise AvlocError(f"{where}: {modality} features have zero dimensions")
+    check_finite(arr, where, modality)
+    return arr
+
+
+def check_finite(arr: np.ndarray, where: str, modality: str) -> None:
+    """NaN/Inf in features turn every loss NaN; find them at load time, not at epoch 3."""
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise AvlocError(f"{where}: {modality} features contain NaN/Inf (at index {tuple(bad)})")
+
+
+def align_av(
+    audio: np.ndarray, visual: np.ndarray, where: str, tolerance: int = AV_TOLERANCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trim the longer stream when the counts differ by <= tolerance, else an error."""
+    ta, tv = audio.shape[0], visual.shape[0]
+    if abs(ta - tv) > tolerance:
+        raise AvlocError(
+            f"{where}: audio has {ta} snippets but visual has {tv} "
+            f"(at most {tolerance} apart allowed)"
+        )
+    t = min(ta, tv)
+    return audio[:t], visual[:t]
+
+
+def check_feature_dims(dims: tuple[int, int], first: tuple[int, int], where: str) -> None:
+    """All videos of a dataset must share (D_a, D_v): the model has one input layer."""
+    if dims != first:
+        raise AvlocError(
+            f"{where}: feature dimensions (audio, visual) = {dims} differ from {first} "
+            "of the first video"
+        )
+
+
+def check_length(
+    length: int, duration: float, snippet_seconds: float, tolerance: int, where: str
+) -> None:
+    """The snippet count must match the duration, or snippets map to the wrong seconds."""
+    expected = duration / snippet_seconds
+    lo = math.floor(expected + 1e-6) - tolerance
+    hi = math.ceil(expected - 1e-6) + tolerance
+    if not lo <= length <= hi:
+        raise AvlocError(
+            f"{where}: {length} snippets but duration {duration:g} s / {snippet_seconds:g} s = "
+            f"{expected:.2f} snippets (allowed {lo}..{hi}; setting data.length_tolerance="
+            f"{tolerance})"
+        )
+
+
+def check_duration(duration: Any, where: str) -> float:
+    """A positive finite number of seconds."""
+    if isinstance(duration, np.generic):
+        duration = duration.item()  # shows as -3.0 in messages, not np.float64(-3.0)
+    try:
+        value = float(duration)
+    except (TypeError, ValueError):
+        raise AvlocError(f"{where}: duration {duration!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise AvlocError(f"{where}: duration {duration!r} must be a positive number of seconds")
+    return value
+
+
+def make_segment(
+    start: Any,
+    end: Any,
+    label: str,
+    duration: float,
+    classes: Sequence[str] | set[str],
+    end_slack: float,
+    where: str,
+) -> Segment:
+    """A validated segment: numeric, ordered, inside the video, of a known class.
+
+    end == start is accepted: the released files have such zero-length instances (AVE
+    line 27; 10 in ActivityNet 1.2) and the reference labels keep them (AVE: video label
+    set, no event snippet; ActivityNet: the official evaluation counts them). `end_slack`
+    (seconds; one snippet for ActivityNet-style data) is how far an end may pass the
+    duration.
+    """
+    try:
+        s, e = float(start), float(end)
+    except (TypeError, ValueError):
+        raise AvlocError(f"{where}: segment [{start!r}, {end!r}] is not numeric") from None
+    if not (math.isfinite(s) and math.isfinite(e)):
+        raise AvlocError(f"{where}: segment [{start!r}, {end!r}] is not finite")
+    if e < s:
+        raise AvlocError(f"{where}: segment [{s:g}, {e:g}] ends before it starts")
+    if s < 0 or s > duration or e > duration + end_slack + 1e-6:
+        slack = f"; ends may pass it by {end_slack:g} s" if end_slack else ""
+        raise AvlocError(
+            f"{where}: segment [{s:g}, {e:g}] lies outside the video "
+            f"(duration {duration:g} s{slack})"
+        )
+    if label not in classes:
+        raise AvlocError(f"{where}: label {label!r} is not in the class list")
+    return Segment(start=s, end=e, label=label)
+
+
+def multi_hot(segments: Iterable[Segment], classes: Sequence[str]) -> np.ndarray:
+    """The video-level label: which classes occur anywhere in the video."""
+    labels = np.zeros(len(classes), dtype=np.float32)  # (C,)
+    for seg in segments:
+        labels[classes.index(seg.label)] = 1.0
+    return labels
+
+
+def snippet_labels(
+    segments: Sequence[Segment],
+    length: int,
+    snippet_seconds: float,
+    classes: Sequence[str],
+    where: str,
+) -> np.ndarray:
+    """(T,) int64 labels for event accuracy: snippet s is in a segment if start <= s*L < end.
+
+    0 is background, c + 1 is classes[c]. A snippet claimed by two different classes has
+    no single label, so that is an error (only event-style datasets need these labels).
+    """
+    index = {c: i + 1 for i, c in enumerate(classes)}
+    out = np.zeros(length, dtype=np.int64)  # (T,)
+    starts = np.arange(length) * snippet_seconds  # (T,) snippet start times
+    for seg in segments:
+        inside = (starts >= seg.start - 1e-6) & (starts < seg.end - 1e-6)
+        clash = inside & (out != 0) & (out != index[seg.label])
+        if clash.any():
+            raise AvlocError(
+                f"{where}: snippet {int(np.flatnonzero(clash)[0])} lies in segments of two "
+                "classes; event labels need one class per snippet"
+            )
+        out[inside] = index[seg.label]
+    return out
+
+
+def holdout(
+    labels: Sequence[np.ndarray], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Split indices into (kept, held out): about `fraction` of each primary class held out.
+
+    Stratified by the video's first class (background-only videos form their own group),
+    and deterministic in `seed` whatever the order of classes seen, so model selection on
+    the held-out part is reproducible.
+    """
+    if not 0 <= fraction < 1:
+        raise AvlocError(f"setting data.val_fraction={fraction}: must be in [0, 1)")
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, lab in enumerate(labels):
+        nz = np.flatnonzero(lab)
+        groups[int(nz[0]) if nz.size else -1].append(i)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for key in sorted(groups):
+        members = np.array(groups[key])
+        n = int(round(fraction * len(members)))
+        held.extend(int(i) for i in rng.permutation(members)[:n])
+    held_set = set(held)
+    kept = [i for i in range(len(labels)) if i not in held_set]
+    return kept, sorted(held)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    check_unique(keys, "", what="key")
+    return dict(pairs)
+
+
+def load_json_strict(path: Path) -> Any:
+    """JSON without silently dropped duplicate keys (a repeated video id loses a video)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise AvlocError(f"{path}: not UTF-8 text") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except AvlocError as e:
+        raise AvlocError(f"{path}{e}") from None
+    except json.JSONDecodeError as e:
+        raise AvlocError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None

@@ -1,0 +1,220 @@
+"""The generic layout, for your own videos: one .npz per video plus an ActivityNet JSON.
+
+    DIR/annotations.json          (or the path in setting data.annotations)
+    DIR/features/<video id>.npz   audio (T, D_a), visual (T, D_v), any float dtype
+
+The JSON is the ActivityNet ground-truth format, `database` -> video id -> `subset`
+(training | validation | testing), `duration` (seconds), `annotations` [{`segment`:
+[start, end], `label`}], with optional top-level keys:
+- `classes`: the class list, in model order (default: the sorted label names);
+- `snippet_seconds`: seconds per feature snippet; wins over setting data.snippet_seconds
+  (features carry their own grid, the JSON travels with them);
+- `task`: `action` (default; mAP over segments) or `event` (snippet accuracy; needs one
+  class per snippet).
+
+Video-level training labels are the set of its segments' labels (none: a background-only
+video); segments only reach evaluation. Videos listed in the JSON need a features file;
+.npz files not listed are ignored.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avloc.config import DataConfig
+from avloc.data.base import Annotation, Dataset, Segment, Video
+from avloc.data.checks import (
+    align_av,
+    check_duration,
+    check_feature_dims,
+    check_length,
+    check_video_name,
+    features_2d,
+    holdout,
+    load_json_strict,
+    make_segment,
+    multi_hot,
+    require_file,
+    snippet_labels,
+)
+from avloc.errors import AvlocError
+
+FEATURE_DIR = "features"
+ANNOTATION_FILE = "annotations.json"
+SUBSETS = {"training": "train", "validation": "val", "testing": "test"}
+TASKS = ("action", "event")
+
+
+@dataclass
+class GenericEntry:
+    """One video of the JSON database, checked."""
+
+    vid: str
+    split: str  # train | val | test
+    duration: float
+    segments: list[Segment]
+
+
+@dataclass
+class GenericSpec:
+    """Everything the annotation JSON says, checked."""
+
+    classes: list[str]
+    task: str
+    snippet_seconds: float
+    entries: list[GenericEntry]
+
+
+def annotation_path(cfg: DataConfig, root: Path) -> Path:
+    """setting data.annotations (relative to the current directory), else DIR/annotations.json."""
+    return Path(cfg.annotations) if cfg.annotations else root / ANNOTATION_FILE
+
+
+def _classes(doc: dict[str, Any], database: dict[str, Any], path: Path) -> list[str]:
+    """The top-level `classes` list when given, else every label name, sorted."""
+    if "classes" in doc:
+        classes = doc["classes"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise AvlocError(f"{path}: 'classes' must be a list of strings")
+        if len(set(classes)) != len(classes):
+            raise AvlocError(f"{path}: 'classes' lists a class twice")
+        return list(classes)
+    labels = {a.get("label") for e in database.values() if isinstance(e, dict)
+              for a in e.get("annotations", []) if isinstance(a, dict)}
+    return sorted(str(x) for x in labels if isinstance(x, str))
+
+
+def _snippet_seconds(doc: dict[str, Any], cfg: DataConfig, path: Path) -> float:
+    value = doc.get("snippet_seconds", cfg.snippet_seconds)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise AvlocError(f"{path}: snippet_seconds {value!r} must be a positive number")
+    return float(value)
+
+
+def _task(doc: dict[str, Any], path: Path) -> str:
+    task = doc.get("task", "action")
+    if task not in TASKS:
+        raise AvlocError(f"{path}: task {task!r}: expected one of {', '.join(TASKS)}")
+    return task
+
+
+def read_generic_annotations(path: Path, cfg: DataConfig) -> GenericSpec:
+    """Parse and check the whole annotation JSON."""
+    require_file(path, "generic-layout annotations (ActivityNet JSON)")
+    doc = load_json_strict(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("database"), dict):
+        raise AvlocError(f"{path}: expected a JSON object with a 'database' object")
+    database = doc["database"]
+    if not database:
+        raise AvlocError(f"{path}: 'database' lists no videos")
+    classes = _classes(doc, database, path)
+    if not classes:
+        raise AvlocError(f"{path}: no classes (no segment labels and no 'classes' list)")
+    seconds = _snippet_seconds(doc, cfg, path)
+    entries = [_entry(path, vid, e, set(classes), seconds) for vid, e in database.items()]
+    return GenericSpec(classes, _task(doc, path), seconds, entries)
+
+
+def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> GenericEntry:
+    where = f"{path}: video {vid}"
+    check_video_name(vid, where)
+    if not isinstance(e, dict):
+        raise AvlocError(f"{where}: expected an object with subset, duration, annotations")
+    if e.get("subset") not in SUBSETS:
+        raise AvlocError(
+            f"{where}: subset {e.get('subset')!r}: expected training, validation or testing"
+        )
+    duration = check_duration(e.get("duration"), where)
+    anns = e.get("annotations", [])
+    if not isinstance(anns, list):
+        raise AvlocError(f"{where}: 'annotations' must be a list")
+    segments = [_segment(a, duration, classes, seconds, f"{where}: annotation {k}")
+                for k, a in enumerate(anns)]
+    return GenericEntry(vid, SUBSETS[e["subset"]], duration, segments)
+
+
+def _segment(a: Any, duration: float, classes: set[str], seconds: float, where: str) -> Segment:
+    if not isinstance(a, dict) or not isinstance(a.get("label"), str):
+        raise AvlocError(f"{where}: expected {{'segment': [start, end], 'label': name}}")
+    seg = a.get("segment")
+    if not isinstance(seg, list) or len(seg) != 2:
+        raise AvlocError(f"{where}: segment {seg!r} is not a [start, end] pair")
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in seg):
+        raise AvlocError(f"{where}: segment {seg!r} is not numeric")
+    return make_segment(seg[0], seg[1], a["label"], duration, classes, seconds, where)
+
+
+def _feature_dir(root: Path) -> Path:
+    fdir = root / FEATURE_DIR
+    if not fdir.is_dir():
+        hint = " (found .npz files in DIR: move them into features/)" if any(
+            root.glob("*.npz")) else ""
+        raise AvlocError(f"{fdir}: missing folder of per-video .npz features{hint}")
+    return fdir
+
+
+def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray]:
+    """One video's checked (audio, visual), float32; no pickle (allow_pickle=False)."""
+    where = f"{require_file(path, f'features of video {vid}')}: video {vid}"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("audio", "visual") if k not in z.files]
+            if missing:
+                raise AvlocError(f"{where}: no array named {missing[0]!r} (has: {z.files})")
+            audio = features_2d(z["audio"], where, "audio")  # (T, D_a)
+            visual = features_2d(z["visual"], where, "visual")  # (T, D_v)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise AvlocError(f"{where}: cannot read as .npz ({e})") from None
+    return align_av(audio, visual, where)
+
+
+def _video(entry: GenericEntry, fdir: Path, spec: GenericSpec, cfg: DataConfig) -> Video:
+    path = fdir / f"{entry.vid}.npz"
+    audio, visual = read_npz(path, entry.vid)
+    check_length(len(audio), entry.duration, spec.snippet_seconds, cfg.length_tolerance,
+                 f"{path}: video {entry.vid}")
+    return Video(entry.vid, audio, visual, multi_hot(entry.segments, spec.classes))
+
+
+def _annotation(entry: GenericEntry, length: int, spec: GenericSpec, path: Path) -> Annotation:
+    """Snippet labels only for event datasets: action segments may overlap across classes."""
+    snip = None
+    if spec.task == "event":
+        snip = snippet_labels(entry.segments, length, spec.snippet_seconds, spec.classes,
+                              f"{path}: video {entry.vid}")
+    return Annotation(entry.vid, entry.duration, entry.segments, snip)
+
+
+def _splits(videos: list[Video], entries: list[GenericEntry], cfg: DataConfig
+            ) -> dict[str, list[Video]]:
+    """Subsets as given; without a validation subset, hold out val_fraction of training."""
+    splits: dict[str, list[Video]] = {"train": [], "val": [], "test": []}
+    for v, e in zip(videos, entries, strict=True):
+        splits[e.split].append(v)
+    if not splits["val"]:
+        train = splits["train"]
+        kept, held = holdout([v.labels for v in train], cfg.val_fraction, cfg.split_seed)
+        splits["train"], splits["val"] = [train[i] for i in kept], [train[i] for i in held]
+    return splits
+
+
+def load_generic(cfg: DataConfig, root: Path) -> Dataset:
+    """Read and check the whole generic layout."""
+    path = annotation_path(cfg, root)
+    spec = read_generic_annotations(path, cfg)
+    fdir = _feature_dir(root)
+    videos: list[Video] = []
+    for entry in spec.entries:
+        videos.append(_video(entry, fdir, spec, cfg))
+        dims = (videos[-1].audio.shape[1], videos[-1].visual.shape[1])
+        check_feature_dims(dims, (videos[0].audio.shape[1], videos[0].visual.shape[1]),
+                           f"{fdir / entry.vid}.npz: video {entry.vid}")
+    annotations = {e.vid: _annotation(e, v.length, spec, path)
+                   for v, e in zip(videos, spec.entries, strict=True)}
+    splits = _splits(videos, spec.entries, cfg)
+    return Dataset("generic", spec.task, spec.classes, spec.snippet_seconds, splits, annotations)

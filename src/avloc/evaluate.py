@@ -1,0 +1,84 @@
+"""Score a model on one split: AVE snippet accuracy or ActivityNet mAP@tIoU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avloc.config import Config
+from avloc.data.base import Dataset
+from avloc.model import AVLocModel
+from avloc.predict import VideoPrediction, predict
+
+
+def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, Any]:
+    """AVE protocol: argmax over C + 1 classes per snippet, accuracy over all snippets."""
+    from avloc.localize import snippet_labels
+    from avloc.metrics import oracle_accuracy, snippet_accuracy
+
+    truth = [ds.annotations[p.vid].snippet_labels for p in preds]
+    labels = [snippet_labels(p.p) for p in preds]
+    return {
+        "accuracy": snippet_accuracy(labels, truth),
+        "oracle_accuracy": oracle_accuracy(truth),
+        "videos": len(preds),
+        "snippets": int(sum(len(t) for t in truth)),
+    }
+
+
+def action_detections(
+    ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config
+) -> dict[str, list[dict[str, Any]]]:
+    """Per video, the W-TALC two-stage thresholded segments ({label, score, segment})."""
+    from avloc.localize import segments_from_cas
+
+    out = {}
+    for p in preds:
+        duration = ds.annotations[p.vid].duration if p.vid in ds.annotations else None
+        out[p.vid] = segments_from_cas(
+            p.cas, p.video_scores(cfg.loss.topk_divisor), ds.snippet_seconds, ds.classes,
+            cfg.localize, duration=duration,
+        )
+    return out
+
+
+def action_metrics(ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config) -> dict[str, Any]:
+    """ActivityNet protocol: mAP at tIoU 0.5:0.05:0.95 and their average."""
+    from avloc.metrics import detection_map, ground_truth_from_annotations
+
+    detections = action_detections(ds, preds, cfg)
+    gt = ground_truth_from_annotations([ds.annotations[p.vid] for p in preds])
+    return detection_map(gt, detections)
+
+
+def evaluate_split(
+    model: AVLocModel, ds: Dataset, split: str, cfg: Config, device: torch.device | str = "cpu"
+) -> tuple[dict[str, Any], list[VideoPrediction]]:
+    preds = predict(model, ds.splits[split], device, amp=cfg.train.amp)
+    if ds.task == "event":
+        return event_metrics(ds, preds), preds
+    return action_metrics(ds, preds, cfg), preds
+
+
+def selection_metric(cfg: Config, task: str) -> str:
+    """The validation number that picks the best epoch."""
+    if cfg.train.select_metric != "auto":
+        return cfg.train.select_metric
+    return "accuracy" if task == "event" else "average_mAP"
+
+
+def format_event_table(metrics: dict[str, Any], split: str) -> str:
+    return (
+        f"{split}: snippet accuracy {100 * metrics['accuracy']:.2f} % over "
+        f"{metrics['snippets']} snippets of {metrics['videos']} videos\n"
+        f"{split}: oracle (every snippet = the video's class) "
+        f"{100 * metrics['oracle_accuracy']:.2f} %"
+    )
+
+
+def default_output(run_or_ckpt: Path, split: str, suffix: str) -> Path:
+    base = run_or_ckpt if run_or_ckpt.is_dir() else run_or_ckpt.parent
+    return base / f"{split}_{suffix}"

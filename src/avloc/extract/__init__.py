@@ -1,0 +1,39 @@
+"""Feature extraction: raw video files -> per-snippet audio and visual features.
+
+Public API (the CLI's `avloc extract` and `avloc localize` call these):
+- extract_folder(inputs, out_dir, ...) -> ExtractSummary: one .npz per video.
+- extract_video(path, ...) -> (audio (T, D_a), visual (T, D_v), meta): one video in memory.
+- read_features(path) -> (audio, visual, meta): read one .npz back.
+- make_audio_backend / make_visual_backend: load a back-end once, reuse it across videos.
+
+Decoding and the networks need the optional `video` extra (PyAV, onnxruntime, ...);
+they are imported only when used, so `import avloc.extract` works without it.
+docs/extraction.md describes back-ends, alignment rules, weight files and the layout.
+"""
+
+from avloc.extract.backends import (
+    AUDIO_BACKENDS,
+    DEFAULT_AUDIO,
+    DEFAULT_VISUAL,
+    DIMS,
+    VISUAL_BACKENDS,
+    make_audio_backend,
+    make_visual_backend,
+)
+from avloc.extract.run import ExtractSummary, extract_folder, extract_video, parse_shard
+from avloc.extract.store import read_features
+
+__all__ = [
+    "AUDIO_BACKENDS",
+    "DEFAULT_AUDIO",
+    "DEFAULT_VISUAL",
+    "DIMS",
+    "VISUAL_BACKENDS",
+    "ExtractSummary",
+    "extract_folder",
+    "extract_video",
+    "make_audio_backend",
+    "make_visual_backend",
+    "parse_shard",
+    "read_features",
+]

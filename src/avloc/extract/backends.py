@@ -1,0 +1,53 @@
+"""Back-ends by name. The defaults need no file from the user; vggish and resnet152 (the
+paper's networks) need a weight file; rms and meanrgb are exact diagnostics for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avloc.errors import AvlocError
+from avloc.extract.base import AudioBackend, VisualBackend
+
+DEFAULT_AUDIO = "yamnet"
+DEFAULT_VISUAL = "efficientnet_lite0"
+AUDIO_BACKENDS = ("yamnet", "vggish", "rms")
+VISUAL_BACKENDS = ("efficientnet_lite0", "resnet152", "meanrgb")
+NEEDS_WEIGHTS = ("vggish", "resnet152")
+# Feature sizes, known without loading a network (e.g. to check a checkpoint's inputs).
+DIMS = {"yamnet": 1024, "vggish": 128, "rms": 1,
+        "efficientnet_lite0": 1280, "resnet152": 2048, "meanrgb": 3}  # fmt: skip
+
+
+def _check(kind: str, name: str, names: tuple[str, ...], weights: object, flag: str) -> None:
+    if name not in names:
+        raise AvlocError(f"unknown {kind} back-end {name!r} (choose from {', '.join(names)})")
+    if weights is not None and name not in NEEDS_WEIGHTS:
+        raise AvlocError(f"{flag} is not used by the {kind} back-end {name} (it needs no file)")
+
+
+def make_audio_backend(
+    name: str = DEFAULT_AUDIO, weights: str | Path | None = None
+) -> AudioBackend:
+    """Build (load) the audio back-end `name`; `weights` only for vggish."""
+    _check("audio", name, AUDIO_BACKENDS, weights, "--audio-weights")
+    from avloc.extract import audio
+
+    if name == "yamnet":
+        return audio.YamnetBackend()
+    if name == "vggish":
+        return audio.VggishBackend(weights)
+    return audio.RmsBackend()
+
+
+def make_visual_backend(
+    name: str = DEFAULT_VISUAL, weights: str | Path | None = None, batch_size: int = 32
+) -> VisualBackend:
+    """Build (load) the visual back-end `name`; `weights` only for resnet152."""
+    _check("visual", name, VISUAL_BACKENDS, weights, "--visual-weights")
+    from avloc.extract import visual
+
+    if name == "efficientnet_lite0":
+        return visual.EfficientNetLite0Backend(batch_size)
+    if name == "resnet152":
+        return visual.ResNet152Backend(weights, batch_size)
+    return visual.MeanRgbBackend(batch_size)

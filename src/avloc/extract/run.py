@@ -1,0 +1,202 @@
+"""`avloc extract`: video files -> one feature .npz per video (the generic dataset layout).
+
+extract_video() does one video in memory (what `avloc localize` needs); extract_folder()
+does a batch: shard selection, skipping finished videos, a progress bar, and per-video
+failures reported and skipped so one bad file never stops a long run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avloc.errors import AvlocError
+from avloc.extract.backends import (
+    DEFAULT_AUDIO,
+    DEFAULT_VISUAL,
+    make_audio_backend,
+    make_visual_backend,
+)
+from avloc.extract.base import AudioBackend, VisualBackend
+from avloc.extract.decode import SAMPLE_RATE, decode_video
+from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
+
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mkv .webm .avi .mov .flv .mpg .mpeg .wmv .3gp .ts .ogv".split()
+)
+AudioArg = str | AudioBackend
+VisualArg = str | VisualBackend
+
+
+@dataclass
+class ExtractSummary:
+    """What a batch did; `failed` holds (video path, one-line reason)."""
+
+    out_dir: Path
+    shard: tuple[int, int]
+    selected: int = 0
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
+        return (
+            f"{self.selected} videos{shard}: {len(self.written)} extracted, "
+            f"{len(self.skipped)} already done, {len(self.failed)} failed -> {self.out_dir}"
+        )
+
+
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n; None -> (0, 1), i.e. everything."""
+    if text is None:
+        return 0, 1
+    if isinstance(text, tuple):
+        index, count = text
+    else:
+        try:
+            index, count = (int(part) for part in str(text).split("/"))
+        except ValueError as err:
+            raise AvlocError(f"--shard {text!r}: expected I/N, e.g. 0/4") from err
+    if count < 1 or not 0 <= index < count:
+        raise AvlocError(f"--shard {index}/{count}: needs 0 <= I < N")
+    return index, count
+
+
+def list_videos(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Video files named directly or found (by suffix, not recursively) in folders,
+    sorted by video id (file stem), which is also the order sharding counts in."""
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    found: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found += [
+                p for p in item.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+            ]
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise AvlocError(f"{item}: no such video file or folder")
+    if not found:
+        raise AvlocError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) in {items}")
+    by_id: dict[str, Path] = {}
+    for path in found:
+        if path.stem in by_id and by_id[path.stem].resolve() != path.resolve():
+            raise AvlocError(f"{path} and {by_id[path.stem]}: two videos with the id {path.stem}")
+        by_id[path.stem] = path
+    return [by_id[vid] for vid in sorted(by_id)]
+
+
+def _settings(audio: str, visual: str, snippet_seconds: float, per: int) -> dict[str, Any]:
+    return {"audio_backend": audio, "visual_backend": visual,
+            "snippet_seconds": float(snippet_seconds), "frames_per_snippet": int(per)}  # fmt: skip
+
+
+def _name(backend: AudioArg | VisualArg) -> str:
+    return backend if isinstance(backend, str) else backend.name
+
+
+def extract_video(
+    path: str | Path,
+    audio_backend: AudioArg = DEFAULT_AUDIO,
+    visual_backend: VisualArg = DEFAULT_VISUAL,
+    snippet_seconds: float = 1.0,
+    frames_per_snippet: int = 1,
+    *,
+    audio_weights: str | Path | None = None,
+    visual_weights: str | Path | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """One video -> (audio (T, D_a), visual (T, D_v), meta). Back-ends may be names or
+    already-built back-ends (reuse them across videos: loading a network costs seconds)."""
+    if snippet_seconds <= 0:
+        raise AvlocError(f"snippet_seconds={snippet_seconds}: must be positive")
+    if frames_per_snippet < 1:
+        raise AvlocError(f"frames_per_snippet={frames_per_snippet}: must be at least 1")
+    if isinstance(audio_backend, str):
+        audio_backend = make_audio_backend(audio_backend, audio_weights)
+    if isinstance(visual_backend, str):
+        visual_backend = make_visual_backend(visual_backend, visual_weights, batch_size)
+    video = decode_video(path, snippet_seconds, frames_per_snippet, visual_backend.input_size)
+    num = video.num_snippets
+    audio = audio_backend.embed(video.audio, num, snippet_seconds)  # (T, D_a)
+    visual = visual_backend.embed(video.frames)  # (T, D_v)
+    num = min(len(audio), len(visual))  # equal by construction; trim if a back-end disagrees
+    meta = _settings(audio_backend.name, visual_backend.name, snippet_seconds, frames_per_snippet)
+    meta.update(
+        format_version=FORMAT_VERSION, video=Path(path).name, num_snippets=num,
+        audio_dim=int(audio.shape[1]), visual_dim=int(visual.shape[1]),
+        duration=round(video.duration, 6), fps=round(video.fps, 6),
+        has_audio=video.has_audio, sample_rate=SAMPLE_RATE,
+        frame_size=visual_backend.input_size,
+    )  # fmt: skip
+    return audio[:num].astype(np.float32), visual[:num].astype(np.float32), meta
+
+
+def extract_folder(
+    inputs: str | Path | Iterable[str | Path],
+    out_dir: str | Path,
+    audio_backend: str = DEFAULT_AUDIO,
+    visual_backend: str = DEFAULT_VISUAL,
+    snippet_seconds: float = 1.0,
+    frames_per_snippet: int = 1,
+    *,
+    audio_weights: str | Path | None = None,
+    visual_weights: str | Path | None = None,
+    shard: str | tuple[int, int] | None = None,
+    overwrite: bool = False,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Extract every video of `inputs` (in this shard) into out_dir/<video id>.npz."""
+    index, count = parse_shard(shard)
+    videos = [p for i, p in enumerate(list_videos(inputs)) if i % count == index]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ExtractSummary(out, (index, count), selected=len(videos))
+    settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
+    todo = []
+    for path in videos:
+        state = "missing" if overwrite else existing_state(out / f"{path.stem}.npz", settings)
+        if state == "done":
+            summary.skipped.append(path.stem)
+        elif state == "stale":
+            summary.failed.append((str(path), f"{out / path.stem}.npz was extracted with other "
+                                   "settings (back-ends or snippet grid); use --overwrite"))
+        else:
+            todo.append(path)
+    if todo:  # build networks only when there is work; a missing weight file stops here
+        backends = (make_audio_backend(audio_backend, audio_weights),
+                    make_visual_backend(visual_backend, visual_weights, batch_size))
+        _run(todo, out, backends, snippet_seconds, frames_per_snippet, summary, progress)
+    return summary
+
+
+def _run(
+    todo: list[Path],
+    out: Path,
+    backends: tuple[AudioBackend, VisualBackend],
+    snippet_seconds: float,
+    per_snippet: int,
+    summary: ExtractSummary,
+    progress: bool,
+) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(todo, desc="extract", unit="video", disable=not progress, file=sys.stderr)
+    for path in bar:
+        try:
+            audio, visual, meta = extract_video(path, *backends, snippet_seconds, per_snippet)
+            write_features(out / f"{path.stem}.npz", audio, visual, meta)
+            summary.written.append(path.stem)
+        except Exception as err:  # noqa: BLE001 - one bad video must not stop the batch
+            reason = str(err)
+            if not isinstance(err, AvlocError):
+                reason = f"{path}: {type(err).__name__}: {err}"
+            summary.failed.append((str(path), reason))
+            tqdm.write(f"skipped: {reason}", file=sys.stderr)

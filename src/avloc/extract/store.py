@@ -1,0 +1,71 @@
+"""One `.npz` per video: `audio` (T, D_a) and `visual` (T, D_v) float32, and `meta`, a JSON
+string (a 0-d unicode array, so np.load needs no pickle) recording how they were made.
+
+Files are written to a temporary name in the same folder and renamed over the target
+(os.replace is atomic on POSIX), so a killed run never leaves a truncated .npz behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avloc.errors import AvlocError
+
+FORMAT_VERSION = 1
+# Settings that must match for an existing file to count as already extracted.
+SETTING_KEYS = ("audio_backend", "visual_backend", "snippet_seconds", "frames_per_snippet")
+
+
+def write_features(path: Path, audio: np.ndarray, visual: np.ndarray, meta: dict) -> None:
+    """Write atomically: temp file, fsync, os.replace."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                audio=np.asarray(audio, np.float32),
+                visual=np.asarray(visual, np.float32),
+                meta=np.array(json.dumps(meta, sort_keys=True)),
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(audio (T, D_a), visual (T, D_v), meta); a broken file is a one-line AvlocError."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            audio, visual = data["audio"], data["visual"]
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise AvlocError(f"{path}: not a readable feature file ({err})") from err
+    if audio.ndim != 2 or visual.ndim != 2 or audio.shape[0] != visual.shape[0]:
+        raise AvlocError(
+            f"{path}: audio {audio.shape} and visual {visual.shape} are not (T, D) with one T"
+        )
+    return audio, visual, meta
+
+
+def existing_state(path: Path, settings: dict[str, Any]) -> str:
+    """'missing' (absent or unreadable: extract it), 'done' (same settings: skip it) or
+    'stale' (readable, but made with other back-ends or another snippet grid)."""
+    if not path.is_file():
+        return "missing"
+    try:
+        _, _, meta = read_features(path)
+    except AvlocError:
+        return "missing"
+    same = all(meta.get(key) == settings.get(key) for key in SETTING_KEYS)
+    return "done" if same else "stale"

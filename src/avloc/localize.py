@@ -1,0 +1,159 @@
+"""From per-snippet probabilities to labels (events) and segments (actions).
+
+Event localization (AVE): every snippet takes the argmax of its C + 1 open-max
+probabilities, background included (paper, Sec. 4.2).
+
+Action localization (ActivityNet): the two-stage thresholding of W-TALC (Paul et al.,
+2018; github.com/sujoyp/wtalc-pytorch detectionMAP.py getLocMAP, also used by 3C-Net):
+1. class filter: keep the classes whose video-level score is at least the mean over classes
+   (the paper's "average over all the classes"; W-TALC's logits use score > 0 instead);
+2. per kept class, threshold its activation sequence at min + t (max - min) (t = 0.5 is
+   W-TALC's max - 0.5 (max - min)); every run of snippets strictly above it of at least
+   `min_snippets` snippets becomes a segment [s, e) in snippets, [s, e] * snippet_seconds in
+   seconds, scored max(activation inside) + score_weight * video score of the class.
+Options beyond W-TALC: smoothing before thresholding, several thresholds, per-class NMS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from avloc.anet_json import results_json
+from avloc.config import LocalizeConfig
+from avloc.errors import AvlocError
+from avloc.metrics import segment_iou
+
+__all__ = ["results_json", "segments_from_cas", "snippet_labels", "video_class_scores"]
+
+
+def snippet_labels(p: np.ndarray) -> np.ndarray:
+    """(T, C+1) open-max probabilities -> (T,) int64 labels, 0 = background."""
+    return np.asarray(p).argmax(axis=1).astype(np.int64)
+
+
+def video_class_scores(cas: np.ndarray, topk_divisor: int = 8) -> np.ndarray:
+    """(T, C) -> (C,): mean of the k = ceil(T / divisor) highest activations of each class.
+
+    The same top-k pooling as the MIL loss (W-TALC), so the class filter ranks classes the
+    way training scored them.
+    """
+    k = max(1, -(-len(cas) // topk_divisor))
+    return np.sort(cas, axis=0)[-k:].mean(axis=0)  # (C,)
+
+
+def _check(cfg: LocalizeConfig) -> None:
+    if cfg.class_filter not in ("mean", "none"):
+        raise AvlocError(f"setting localize.class_filter={cfg.class_filter!r}: mean | none")
+    if not 0 <= cfg.act_threshold < 1:
+        raise AvlocError(f"setting localize.act_threshold={cfg.act_threshold}: must be in [0, 1)")
+    if cfg.act_threshold_step < 0:
+        raise AvlocError(f"setting localize.act_threshold_step={cfg.act_threshold_step}: >= 0")
+    if cfg.smooth < 1 or cfg.min_snippets < 1:
+        raise AvlocError("setting localize.smooth / localize.min_snippets: must be >= 1")
+    if not 0 <= cfg.nms_iou < 1:
+        raise AvlocError(f"setting localize.nms_iou={cfg.nms_iou}: must be in [0, 1)")
+
+
+def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average along time; near the ends it averages the snippets available."""
+    t = len(x)
+    if window <= 1 or t == 0:
+        return x
+    csum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])  # (T+1, K)
+    left = (window - 1) // 2
+    lo = np.clip(np.arange(t) - left, 0, t)  # (T,)
+    hi = np.clip(np.arange(t) - left + window, 0, t)  # (T,)
+    return (csum[hi] - csum[lo]) / (hi - lo)[:, None]  # (T, K)
+
+
+def _thresholds(cfg: LocalizeConfig) -> np.ndarray:
+    """Relative thresholds t: just `act_threshold`, or t, t + step, ... below 1."""
+    if cfg.act_threshold_step <= 0:
+        return np.array([cfg.act_threshold])
+    return np.arange(cfg.act_threshold, 1.0 - 1e-9, cfg.act_threshold_step)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, T) bool -> (column k, start s, end e) of every run of True, e exclusive."""
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (K, T+1)
+    k, start = np.nonzero(edges == 1)  # row-major: runs of a row in time order
+    _, end = np.nonzero(edges == -1)
+    return k, start, end
+
+
+def _proposals(act: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(K, T) -> (3, R): class row, start, end (exclusive) of every run strictly above
+    min + t (max - min) of its row, for each t; a run found at several t is kept once."""
+    lo, hi = act.min(axis=1, keepdims=True), act.max(axis=1, keepdims=True)  # (K, 1)
+    runs = [np.stack(_runs(act > lo + t * (hi - lo))) for t in thresholds]  # (3, R_t) each
+    return np.unique(np.concatenate(runs, axis=1), axis=1)
+
+
+def _nms(label: np.ndarray, seg: np.ndarray, score: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy per-class NMS: indices kept, best first; tIoU > iou with a kept one suppresses."""
+    keep: list[int] = []
+    for i in np.argsort(-score, kind="stable"):
+        rivals = np.array([j for j in keep if label[j] == label[i]], dtype=np.int64)
+        if not np.any(segment_iou(seg[rivals], seg[i]) > iou):
+            keep.append(int(i))
+    return np.array(keep, dtype=np.int64)
+
+
+def segments_from_cas(
+    cas: np.ndarray,
+    video_scores: np.ndarray,
+    snippet_seconds: float,
+    classes: Sequence[str],
+    cfg: LocalizeConfig | None = None,
+    duration: float | None = None,
+) -> list[dict[str, Any]]:
+    """Two-stage thresholding of one video's class activation sequence.
+
+    cas: (T, C) activations of the C action classes (open-max p[:, 1:] = mu * p_ac);
+    video_scores: (C,) video-level class scores (top-k mean of cas, `video_class_scores`);
+    duration: seconds; segments are clipped to it (features may run past the video's end).
+    Returns [{"label", "score", "segment": [start, end]}] in descending score, ready for
+    the results JSON.
+    """
+    cfg = cfg or LocalizeConfig()
+    _check(cfg)
+    cas = np.asarray(cas, dtype=np.float64)
+    video_scores = np.asarray(video_scores, dtype=np.float64)
+    if cas.ndim != 2 or cas.shape[1] != len(classes) or video_scores.shape != (len(classes),):
+        raise ValueError(
+            f"cas {cas.shape} and video_scores {video_scores.shape} must be (T, C) and (C,) "
+            f"with C = {len(classes)} classes"
+        )
+    if len(cas) == 0:
+        return []
+
+    # stage 1: classes whose video score reaches the mean over classes
+    kept = np.arange(len(classes))
+    if cfg.class_filter == "mean":
+        kept = np.nonzero(video_scores >= video_scores.mean())[0]  # (K,)
+    act = _moving_average(cas[:, kept], cfg.smooth).T  # (K, T)
+
+    # stage 2: runs above min + t (max - min) of each kept class
+    k, s, e = _proposals(act, _thresholds(cfg))
+    long = e - s >= cfg.min_snippets
+    k, s, e = k[long], s[long], e[long]
+    peak = np.array([act[i, a:b].max() for i, a, b in zip(k, s, e, strict=True)])  # (S,)
+    score = peak + cfg.score_weight * video_scores[kept[k]]  # (S,)
+
+    seg = np.stack([s, e], axis=1) * snippet_seconds  # (S, 2) seconds
+    if duration is not None:
+        seg[:, 1] = np.minimum(seg[:, 1], duration)
+    valid = seg[:, 1] > seg[:, 0]  # a run starting past the video's end is dropped
+    k, seg, score = k[valid], seg[valid], score[valid]
+
+    if cfg.nms_iou > 0:
+        order = _nms(k, seg, score, cfg.nms_iou)
+    else:
+        order = np.argsort(-score, kind="stable")
+    return [
+        {"label": classes[kept[k[i]]], "score": float(score[i]), "segment": seg[i].tolist()}
+        for i in order
+    ]

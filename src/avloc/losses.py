@@ -1,0 +1,216 @@
+"""Training losses (Sec. 3.3, Eq. 6-10, Appendix C).
+
+References
+- MIL with top-k pooling and the co-activity similarity loss (CASL): Paul, Roy and
+  Roy-Chowdhury, "W-TALC: Weakly-supervised temporal activity localization and
+  classification", ECCV 2018.
+- Foreground continuity (Eq. 6-8) and pseudo localization (Eq. 9): the paper, Sec. 3.3.
+
+Every loss takes the model outputs for a padded batch and `mask` (B, L), True on real
+snippets; padded snippets contribute nothing. Losses are means over videos. Inputs:
+  log_p  (B, L, C+1)  log open-max probabilities, index 0 = background
+  mu     (B, L)       foreground reliability
+  labels (B, C)       video-level multi-hot; an all-zero row is a background-only video
+docs/paper-notes.md explains each choice the paper leaves open.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from avloc.config import LossConfig
+from avloc.model import topk_count
+
+EPS = 1e-6
+NEG_INF = float("-inf")
+
+
+def _video_mean(per_snippet: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) values -> mean over each video's real snippets -> mean over videos."""
+    per_video = (per_snippet * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
+    return per_video.mean()
+
+
+def mil_targets(labels: torch.Tensor, background_topk: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video-level targets over C + 1 classes and which of them MIL scores.
+
+    Background (class 0) is a positive for background-only videos and, with
+    `background_topk`, for every video (untrimmed videos hold background somewhere);
+    otherwise it is left out of the loss for videos with actions.
+    """
+    bg_only = labels.sum(1) == 0  # (B,)
+    y = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1)  # (B, C+1)
+    used = torch.ones_like(y, dtype=torch.bool)
+    if not background_topk:
+        used[:, 0] = bg_only
+    return y, used
+
+
+def topk_pool_log(log_p: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """log of the mean of the top-k probabilities over time, per video and class.
+
+    log_p (B, L, K), mask (B, L), k (B, K) -> (B, K). Done in log space
+    (logsumexp - log k) so that tiny probabilities never underflow to log 0.
+    """
+    masked = log_p.masked_fill(~mask[..., None], NEG_INF)  # (B, L, K)
+    top, _ = masked.sort(dim=1, descending=True)  # (B, L, K)
+    rank = torch.arange(log_p.shape[1], device=log_p.device)[None, :, None]  # (1, L, 1)
+    top = top.masked_fill(rank >= k[:, None, :], NEG_INF)  # keep the k largest
+    return torch.logsumexp(top, dim=1) - torch.log(k.float())  # (B, K)
+
+
+def mil_loss(
+    log_p: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig
+) -> torch.Tensor:
+    """L_mil (Appendix C): top-k temporal pooling of p, then balanced binary cross-entropy.
+
+    Class score s(c) = mean of the top k = ceil(L/8) values of p^l(c). For a
+    background-only video every snippet is background, so its background score pools
+    all L snippets. Loss per video = mean over positive classes of -log s(c) + mean
+    over negative classes of -log(1 - s(c)).
+    """
+    lengths = mask.sum(1)  # (B,)
+    y, used = mil_targets(labels, cfg.background_topk)  # (B, C+1)
+    k = topk_count(lengths, cfg.topk_divisor)[:, None].expand_as(y).clone()  # (B, C+1)
+    bg_only = labels.sum(1) == 0
+    k[bg_only, 0] = lengths[bg_only]
+    log_s = topk_pool_log(log_p, mask, k)  # (B, C+1)
+    log_not_s = torch.log1p(-log_s.exp().clamp(max=1 - EPS))  # (B, C+1)
+    pos = (y > 0) & used
+    neg = (y == 0) & used
+    pos_term = -(log_s * pos).sum(1) / pos.sum(1).clamp(min=1)  # (B,)
+    neg_term = -(log_not_s * neg).sum(1) / neg.sum(1).clamp(min=1)  # (B,)
+    return (pos_term + neg_term).mean()
+
+
+def casl_loss(
+    feat: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+    margin: float,
+) -> torch.Tensor:
+    """L_cas (W-TALC): videos sharing a class have similar high-attention features.
+
+    feat (B, L, F) fused features; scores (B, L, C) per-class activations whose soft-max
+    over time is the attention. For class c and video m: H_m = sum_t a_t x_t (the
+    class's region), L_m = sum_t (1 - a_t) x_t / (L - 1) (the rest). For every ordered
+    pair (m, n), m != n, both labelled c, with cosine distance d:
+      0.5 * (max(0, d(H_m, H_n) - d(H_m, L_n) + margin)
+             + max(0, d(H_m, H_n) - d(L_m, H_n) + margin)).
+    The mean over all such (m, n, c); 0 when no two videos share a class.
+    """
+    lengths = mask.sum(1).float()  # (B,)
+    att = scores.masked_fill(~mask[..., None], NEG_INF).softmax(dim=1)  # (B, L, C)
+    att = att.nan_to_num(0.0)  # a fully padded row cannot occur, but stay finite
+    high = torch.einsum("blc,blf->bcf", att, feat)  # (B, C, F)
+    rest = (1 - att) * mask[..., None]  # (B, L, C)
+    low = torch.einsum("blc,blf->bcf", rest, feat) / (lengths - 1).clamp(min=1)[:, None, None]
+    hn, ln = F.normalize(high, dim=-1, eps=EPS), F.normalize(low, dim=-1, eps=EPS)
+    d_hh = 1 - torch.einsum("mcf,ncf->cmn", hn, hn)  # (C, B, B) d(H_m, H_n)
+    d_hl = 1 - torch.einsum("mcf,ncf->cmn", hn, ln)  # (C, B, B) d(H_m, L_n)
+    d_lh = d_hl.transpose(1, 2)  # (C, B, B) d(L_m, H_n)
+    pair = labels.t()[:, :, None] * labels.t()[:, None, :]  # (C, B, B) both have class c
+    pair = pair * (1 - torch.eye(labels.shape[0], device=feat.device))[None]
+    hinge = 0.5 * (F.relu(d_hh - d_hl + margin) + F.relu(d_hh - d_lh + margin))  # (C, B, B)
+    n_pairs = pair.sum()
+    if n_pairs == 0:
+        return feat.sum() * 0.0  # keeps the graph and the device; no NaN
+    return (hinge * pair).sum() / n_pairs
+
+
+def gaussian_window(width: int, sigma: float, device: torch.device | None = None) -> torch.Tensor:
+    """G(i) for i = -B/2 .. B/2 (width = B + 1 taps), scaled to sum to B + 1.
+
+    With this scaling Eq. 6's 1/(B+1) * sum_i G(i) mu^{l-i} is a weighted average.
+    """
+    i = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2
+    g = torch.exp(-(i**2) / (2 * sigma**2)) if sigma > 0 else (i == 0).float()
+    return g / g.sum() * width
+
+
+def temporal_smooth(x: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """1/(B+1) sum_i G(i) x^{l-i} over real neighbours only: x (B, L, K) -> (B, L, K).
+
+    At video ends and next to padding the missing neighbours are dropped and the
+    remaining weights renormalised, so padding never leaks into a real snippet.
+    """
+    B, L, K = x.shape
+    w = taps.to(x.dtype)[None, None, :]  # (1, 1, width) symmetric, so conv == correlation
+    pad = (taps.numel() - 1) // 2
+    xm = (x * mask[..., None]).permute(0, 2, 1).reshape(B * K, 1, L)  # (B*K, 1, L)
+    num = F.conv1d(xm, w, padding=pad).reshape(B, K, L).permute(0, 2, 1)  # (B, L, K)
+    den = F.conv1d(mask[:, None].to(x.dtype), w, padding=pad)[:, 0]  # (B, L)
+    return num / den.clamp(min=EPS)[..., None]
+
+
+def foreground_continuity_loss(
+    log_p: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+    cfg: LossConfig,
+) -> torch.Tensor:
+    """L_cont (Eq. 6-8): mu agrees with its smoothed self and with the smoothed p(c-hat).
+
+    mu_ag (Eq. 6) smooths mu; mu_sp (Eq. 7) smooths the open-max probability of the
+    video's ground-truth class c-hat (for a video with several classes, the one with
+    the highest p at that snippet). Background-only videos have no c-hat: only the
+    class-agnostic term counts for them.
+    """
+    taps = gaussian_window(cfg.cont_window + 1, cfg.cont_sigma, mu.device)
+    mu_ag = temporal_smooth(mu[..., None], mask, taps)[..., 0]  # (B, L) Eq. 6
+    p_gt = log_p[..., 1:].exp().masked_fill(labels[:, None, :] == 0, 0.0)  # (B, L, C)
+    p_hat = p_gt.max(dim=-1).values  # (B, L) p^l(c-hat)
+    mu_sp = temporal_smooth(p_hat[..., None], mask, taps)[..., 0]  # (B, L) Eq. 7
+    has_class = (labels.sum(1) > 0).float()[:, None]  # (B, 1)
+    per_snippet = (mu - mu_ag).abs() + has_class * (mu - mu_sp).abs()  # (B, L) Eq. 8
+    return _video_mean(per_snippet, mask)
+
+
+def pseudo_labels(
+    log_p: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q^l = mean of p over snippet l and its N neighbours; c-hat^l = argmax q^l (Eq. 9).
+
+    Returns (c-hat (B, L) long, keep (B, L) bool: max q >= tau). With
+    `pseudo_video_classes` the argmax runs over background and the video's own classes
+    only: a weak label already rules the others out.
+    """
+    with torch.no_grad():
+        box = torch.ones(cfg.pseudo_neighbors + 1, device=log_p.device)
+        q = temporal_smooth(log_p.exp(), mask, box)  # (B, L, C+1)
+        if cfg.pseudo_video_classes:
+            allowed = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1) > 0  # (B, C+1)
+            q = q.masked_fill(~allowed[:, None, :], -1.0)
+        q_max, c_hat = q.max(dim=-1)  # (B, L)
+        keep = (q_max >= cfg.pseudo_tau) & mask
+    return c_hat, keep
+
+
+def pseudo_localization_loss(
+    log_p: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig
+) -> torch.Tensor:
+    """L_pseu (Eq. 9): 1/L sum_l 1(max q^l >= tau) * -log p^l(c-hat^l)."""
+    c_hat, keep = pseudo_labels(log_p, mask, labels, cfg)
+    nll = -log_p.gather(-1, c_hat[..., None])[..., 0]  # (B, L)
+    return _video_mean(nll * keep, mask)
+
+
+def total_loss(
+    out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig
+) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+    """Eq. 10: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu. A weight of 0 skips a term."""
+    log_p = out["log_p"]
+    parts: dict[str, torch.Tensor] = {"mil": mil_loss(log_p, mask, labels, cfg)}
+    if cfg.alpha:
+        scores = log_p[..., 1:] if cfg.casl_scores == "prob" else out["h"]
+        parts["cas"] = casl_loss(out["feat"], scores, mask, labels, cfg.casl_margin)
+    if cfg.beta:
+        parts["cont"] = foreground_continuity_loss(log_p, out["mu"], mask, labels, cfg)
+    if cfg.gamma:
+        parts["pseu"] = pseudo_localization_loss(log_p, mask, labels, cfg)
+    weights = {"mil": 1.0, "cas": cfg.alpha, "cont": cfg.beta, "pseu": cfg.gamma}
+    loss = sum(weights[name] * value for name, value in parts.items())
+    return loss, parts
+
+
+__all__ = [
+    "mil_loss", "casl_loss", "foreground_continuity_loss", "pseudo_localization_loss",
+    "total_loss", "gaussian_window", "temporal_smooth", "pseudo_labels", "topk_pool_log",
+]

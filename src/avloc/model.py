@@ -1,0 +1,227 @@
+"""The model: modality embeddings, multi-stage cross attention, open-max classifier.
+
+References
+- The paper: "Cross-attentional audio-visual fusion for weakly-supervised action
+  localization", Sec. 3.1 (Eq. 1-4) and Sec. 3.2 (Eq. 5).
+- Dense skip connections: Huang et al., "Densely connected convolutional networks", 2017.
+- Open set recognition: Bendale & Boult, "Towards open set deep networks", 2016.
+
+Notation: B videos, L snippets, d_x embedding size, C action classes. The paper
+writes features as columns (d x L); here they are rows, (B, L, d), so Eq. 1's
+Lambda = X_u^T W X_v is `xu_hat @ W @ xv_hat^T`, and the column-wise soft-max of
+Lambda becomes a soft-max over the audio axis for each visual snippet.
+
+Padding: `mask` (B, L) is True on real snippets. Padded snippets are never attended
+to (their keys are masked out); their outputs exist but every loss and pooling
+ignores them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avloc.config import ModelConfig
+
+NEG_INF = float("-inf")
+
+
+def cross_attention_explicit(
+    q_feats: torch.Tensor, k_feats: torch.Tensor, values: torch.Tensor, w: torch.Tensor,
+    key_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 1-2 for one direction, with the L x L attention matrix materialised.
+
+    scores[b, l, i] = (q_l @ w) . k_i. For the audio direction q = x_v-hat, k = x_u-hat and
+    w = W^T, so scores[l, i] = x_u^i . W x_v^l = Lambda[i, l] (Eq. 1), and row l of
+    A = softmax_i(scores) is column l of the paper's A_u. Returns (attended, A).
+    """
+    qw = q_feats @ w  # (B, Lq, d)
+    scores = qw @ k_feats.transpose(1, 2)  # (B, Lq, Lk)
+    scores = scores.masked_fill(~key_mask[:, None, :], NEG_INF)
+    attn = scores.softmax(dim=-1)  # (B, Lq, Lk)  each row sums to 1 over real keys
+    return attn @ values, attn  # (B, Lq, d), (B, Lq, Lk)
+
+
+def cross_attention_efficient(
+    q_feats: torch.Tensor, k_feats: torch.Tensor, values: torch.Tensor, w: torch.Tensor,
+    key_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Eq. 1-2 via scaled_dot_product_attention: same result, memory linear in L.
+
+    No 1/sqrt(d) scaling (scale=1): the features are l2-normalised and W is learned.
+    """
+    qw = q_feats @ w  # (B, L, d)
+    mask = key_mask[:, None, None, :]  # (B, 1, 1, Lk) True = attend
+    out = F.scaled_dot_product_attention(
+        qw[:, None], k_feats[:, None], values[:, None], attn_mask=mask, scale=1.0
+    )  # (B, 1, Lq, d)
+    return out[:, 0]
+
+
+class CrossAttentionStage(nn.Module):
+    """One stage of Eq. 1-3: cross-correlate, attend each modality with the other's guidance."""
+
+    def __init__(self, d_x: int, attention: str, attend_normalized: bool, w: nn.Parameter):
+        super().__init__()
+        self.attention = attention
+        self.attend_normalized = attend_normalized
+        self.w = w  # (d_x, d_x), possibly shared between stages
+
+    def forward(
+        self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(B, L, d) audio and visual in; attended audio and visual (X~_u, X~_v) out."""
+        xu_hat = F.normalize(xu, dim=-1)  # (B, L, d) l2-normalised snippets (Sec. 3.1)
+        xv_hat = F.normalize(xv, dim=-1)  # (B, L, d)
+        vu = xu_hat if self.attend_normalized else xu  # values of Eq. 2
+        vv = xv_hat if self.attend_normalized else xv
+        # Audio attended for each visual snippet: Lambda_u[l, i] = x_u^i . W x_v^l, so the query
+        # is x_v^l W^T, i.e. xv_hat @ W^T; key x_u^i. Visual attended for each audio snippet:
+        # Lambda^T[l, i] = x_u^l . W x_v^i, query xu_hat @ W, key x_v^i.
+        wt = self.w.t()
+        if self.attention == "explicit" or return_attention:
+            att_u, a_u = cross_attention_explicit(xv_hat, xu_hat, vu, wt, mask)
+            att_v, _ = cross_attention_explicit(xu_hat, xv_hat, vv, self.w, mask)
+            return att_u, att_v, a_u
+        att_u = cross_attention_efficient(xv_hat, xu_hat, vu, wt, mask)
+        att_v = cross_attention_efficient(xu_hat, xv_hat, vv, self.w, mask)
+        return att_u, att_v, None
+
+
+class MultiStageCrossAttention(nn.Module):
+    """Eq. 3-4: t_e stages with dense skip connections and tanh, then concatenation."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        n = 1 if cfg.share_w else cfg.stages
+        self.ws = nn.ParameterList(nn.Parameter(torch.empty(cfg.d_x, cfg.d_x)) for _ in range(n))
+        self.stages = nn.ModuleList(
+            CrossAttentionStage(cfg.d_x, cfg.attention, cfg.attend_normalized,
+                                self.ws[0 if cfg.share_w else t])
+            for t in range(cfg.stages)
+        )
+
+    def forward(
+        self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hist_u, hist_v = [xu], [xv]  # X_att^(0) = X (Eq. 3)
+        attn = None
+        for t, stage in enumerate(self.stages):
+            last = t == len(self.stages) - 1
+            att_u, att_v, a = stage(hist_u[-1], hist_v[-1], mask, return_attention and last)
+            hist_u.append(torch.tanh(torch.stack(hist_u).sum(0) + att_u))  # (B, L, d) Eq. 3
+            hist_v.append(torch.tanh(torch.stack(hist_v).sum(0) + att_v))  # (B, L, d)
+            attn = a
+        return torch.cat([hist_u[-1], hist_v[-1]], dim=-1), attn  # (B, L, 2d) Eq. 4
+
+
+def openmax_probs(h: torch.Tensor, mu_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5: p = [1 - mu; mu * softmax(h)] over C + 1 classes, computed in log space.
+
+    Returns (log p (B, L, C+1), mu (B, L)). log(1 - mu) = logsigmoid(-z) stays finite
+    for mu -> 0 or 1, so -log p never overflows.
+    """
+    log_mu = F.logsigmoid(mu_logit)  # (B, L)
+    log_bg = F.logsigmoid(-mu_logit)  # (B, L)  log(1 - mu)
+    log_ac = log_mu[..., None] + h.log_softmax(dim=-1)  # (B, L, C)
+    return torch.cat([log_bg[..., None], log_ac], dim=-1), log_mu.exp()
+
+
+class AVLocModel(nn.Module):
+    """Embeddings (f_u, f_v) -> fusion (0..t_e cross-attention stages) -> classifier."""
+
+    def __init__(self, cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.f_u = nn.Linear(audio_dim, cfg.d_x) if cfg.modality in ("av", "audio") else None
+        self.f_v = nn.Linear(visual_dim, cfg.d_x) if cfg.modality in ("av", "visual") else None
+        self.fusion = MultiStageCrossAttention(cfg) if cfg.stages > 0 else None
+        fused = 2 * cfg.d_x if cfg.modality == "av" else cfg.d_x
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.classifier == "openmax":
+            self.action_head = nn.Linear(fused, num_classes)  # h: C action classes
+            self.fg_head = nn.Linear(fused, 1)  # mu: foreground reliability
+        else:
+            self.action_head = nn.Linear(fused, num_classes + 1)  # soft-max over C + 1
+            self.fg_head = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier init for every weight matrix (Sec. 4.2), zero biases."""
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.xavier_uniform_(p)
+            else:
+                nn.init.zeros_(p)
+
+    def embed(self, audio: torch.Tensor, visual: torch.Tensor) -> list[torch.Tensor]:
+        act = lambda x: F.leaky_relu(x, self.cfg.leaky_slope)  # noqa: E731
+        out = []
+        if self.f_u is not None:
+            out.append(act(self.f_u(audio)))  # (B, L, d_x) X_u
+        if self.f_v is not None:
+            out.append(act(self.f_v(visual)))  # (B, L, d_x) X_v
+        return out
+
+    def forward(
+        self, audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor,
+        return_attention: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """audio (B, L, D_a), visual (B, L, D_v), mask (B, L) bool -> per-snippet outputs.
+
+        Returns a dict with
+          log_p  (B, L, C+1)  log open-max (or soft-max) probabilities, index 0 = background
+          mu     (B, L)       foreground reliability (1 - p_bg for the soft-max classifier)
+          h      (B, L, C)    action logits (the first C+1 logits' action part for soft-max)
+          feat   (B, L, F)    the fused feature after dropout (what CASL compares)
+          attn   (B, L, L)    only with return_attention: last stage's audio attention A_u
+        """
+        xs = self.embed(audio, visual)
+        attn = None
+        if self.fusion is not None:
+            x_att, attn = self.fusion(xs[0], xs[1], mask, return_attention)  # (B, L, 2d)
+        else:
+            x_att = torch.cat(xs, dim=-1)  # (B, L, 2d) naive fusion, or (B, L, d) uni-modal
+        x_att = self.dropout(x_att)
+        if self.fg_head is not None:
+            h = self.action_head(x_att)  # (B, L, C)
+            log_p, mu = openmax_probs(h, self.fg_head(x_att)[..., 0])
+        else:
+            logits = self.action_head(x_att)  # (B, L, C+1)
+            log_p = logits.log_softmax(dim=-1)
+            mu = 1 - log_p[..., 0].exp()
+            h = logits[..., 1:]
+        out = {"log_p": log_p, "mu": mu, "h": h, "feat": x_att}
+        if attn is not None:
+            out["attn"] = attn
+        return out
+
+
+def build_model(cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int) -> AVLocModel:
+    return AVLocModel(cfg, audio_dim, visual_dim, num_classes)
+
+
+def topk_count(lengths: torch.Tensor, divisor: int) -> torch.Tensor:
+    """k = ceil(L / divisor) per video (W-TALC), at least 1, at most L."""
+    return torch.clamp(torch.ceil(lengths.float() / divisor), min=1).long()
+
+
+def count_flops(cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int, L: int) -> int:
+    """Forward multiply-adds x 2 for one video of L snippets (for FLOP-utilisation benchmarks)."""
+    d = cfg.d_x
+    flops = 0
+    if cfg.modality in ("av", "audio"):
+        flops += 2 * L * audio_dim * d
+    if cfg.modality in ("av", "visual"):
+        flops += 2 * L * visual_dim * d
+    # per stage and direction: query projection (L d^2) + scores (L^2 d) + weighted sum (L^2 d)
+    flops += cfg.stages * 2 * (2 * L * d * d + 4 * L * L * d)
+    fused = 2 * d if cfg.modality == "av" else d
+    flops += 2 * L * fused * (num_classes + 1)
+    return int(flops)
+
+
+__all__ = ["AVLocModel", "build_model", "openmax_probs", "topk_count", "count_flops"]

@@ -1,0 +1,53 @@
+"""Run a trained model over videos and keep the per-snippet outputs as NumPy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avloc.data.base import Video
+from avloc.data.batching import collate
+from avloc.model import AVLocModel, topk_count
+
+
+@dataclass
+class VideoPrediction:
+    vid: str
+    p: np.ndarray  # (T, C+1) open-max probabilities, index 0 = background
+    mu: np.ndarray  # (T,) foreground reliability
+
+    @property
+    def cas(self) -> np.ndarray:
+        """(T, C) class activation sequence: p of each action class over time."""
+        return self.p[:, 1:]
+
+    def video_scores(self, topk_divisor: int) -> np.ndarray:
+        """(C,) video-level class scores: mean of the top k = ceil(T / divisor) activations."""
+        k = int(topk_count(torch.tensor([len(self.p)]), topk_divisor)[0])
+        return np.sort(self.cas, axis=0)[-k:].mean(axis=0)
+
+
+@torch.inference_mode()
+def predict(
+    model: AVLocModel, videos: Sequence[Video], device: torch.device | str = "cpu",
+    batch_size: int = 32, amp: bool = False,
+) -> list[VideoPrediction]:
+    """Whole videos (no cropping), batched by similar length; model put in eval mode."""
+    model.eval()
+    order = sorted(range(len(videos)), key=lambda i: videos[i].length)
+    results: dict[int, VideoPrediction] = {}
+    dev = torch.device(device)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate([videos[i] for i in idx]).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(batch.audio, batch.visual, batch.mask)
+        p = out["log_p"].float().exp().cpu().numpy()  # (B, L, C+1)
+        mu = out["mu"].float().cpu().numpy()  # (B, L)
+        for j, i in enumerate(idx):
+            n = videos[i].length
+            results[i] = VideoPrediction(videos[i].vid, p[j, :n], mu[j, :n])
+    return [results[i] for i in range(len(videos))]
