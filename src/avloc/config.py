@@ -89,6 +89,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast
     compile: bool = False  # torch.compile the model
     eval_every: int = 1  # epochs between validations
+    checkpoint_every: int = 0  # also save last.pt every N steps inside an epoch (0 = per epoch)
     select_metric: str = "auto"  # accuracy (event) | average_mAP (action) | auto
     progress: bool = True
 

@@ -138,8 +138,8 @@ class Trainer:
         if cfg.train.compile:
             self.net = torch.compile(self.net)
         self.sampler = PairBatchSampler(
-            ds.splits["train"], cfg.train.batch_size * d.world, cfg.train.similar_pairs * d.world,
-            cfg.train.seed,
+            ds.splits["train"], cfg.train.batch_size, cfg.train.similar_pairs, cfg.train.seed,
+            groups=d.world,
         )
         self.progress = Progress()
         self.metric_name = selection_metric(cfg, ds.task)
@@ -199,16 +199,12 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"]["torch"])
 
     # ---- the loop ----------------------------------------------------------------------
-    def _local_slice(self, batch_ids: np.ndarray) -> np.ndarray:
-        per = math.ceil(len(batch_ids) / self.dist.world)
-        return batch_ids[self.dist.rank * per:(self.dist.rank + 1) * per]
-
-    def train_step(self, epoch: int, index: int, batch_ids: np.ndarray) -> dict[str, float]:
+    def train_step(self, epoch: int, index: int, groups: list[np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
         videos = self.ds.splits["train"]
-        rng = np.random.default_rng([cfg.train.seed, epoch, index])
-        mine = self._local_slice(batch_ids)
-        batch = collate([videos[i] for i in mine], cfg.data.max_seqlen, rng).to(self.device)
+        mine = groups[self.dist.rank]
+        crops = [np.random.default_rng([cfg.train.seed, epoch, int(i)]) for i in mine]
+        batch = collate([videos[i] for i in mine], cfg.data.max_seqlen, crops).to(self.device)
         self.net.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.amp):
             out = self.net(batch.audio, batch.visual, batch.mask)
@@ -248,6 +244,9 @@ class Trainer:
             self.progress.batch = index + 1
             self.progress.step += 1
             bar.update(1)
+            every = self.cfg.train.checkpoint_every
+            if every and self.progress.step % every == 0 and index + 1 < len(batches):
+                self.save_last()
         bar.close()
         n = max(len(batches), 1)
         return {k: float(v) / n for k, v in sums.items()}

@@ -38,10 +38,15 @@ class PairBatchSampler:
     walks through a fresh permutation of the training set every epoch.
     """
 
-    def __init__(self, videos: Sequence[Video], batch_size: int, pairs: int, seed: int):
+    def __init__(
+        self, videos: Sequence[Video], batch_size: int, pairs: int, seed: int, groups: int = 1
+    ):
+        """batch_size and pairs are per group; a distributed run has one group per process,
+        each group a contiguous slice of the global batch with its own pairs."""
         self.n = len(videos)
         self.batch_size = batch_size
         self.seed = seed
+        self.groups = groups
         by_class: dict[int, list[int]] = defaultdict(list)
         for i, v in enumerate(videos):
             for c in np.flatnonzero(v.labels):
@@ -51,21 +56,26 @@ class PairBatchSampler:
         self.fill = max(batch_size - 2 * self.pairs, 1)
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.fill)
+        return math.ceil(self.n / (self.fill * self.groups))
 
-    def epoch(self, epoch: int) -> list[np.ndarray]:
-        """All batches of one epoch, deterministic in (seed, epoch)."""
+    def epoch(self, epoch: int) -> list[list[np.ndarray]]:
+        """All batches of one epoch, deterministic in (seed, epoch): per batch, one index
+        array per group."""
         rng = np.random.default_rng([self.seed, epoch])
         perm = rng.permutation(self.n)
         classes = list(self.by_class)
         batches = []
         for b in range(len(self)):
-            paired = []
-            for _ in range(self.pairs):
-                members = self.by_class[classes[rng.integers(len(classes))]]
-                paired.extend(rng.choice(members, size=2, replace=False))
-            rest = perm[b * self.fill:(b + 1) * self.fill]
-            batches.append(np.concatenate([np.array(paired, dtype=np.int64), rest]))
+            groups = []
+            for g in range(self.groups):
+                paired = []
+                for _ in range(self.pairs):
+                    members = self.by_class[classes[rng.integers(len(classes))]]
+                    paired.extend(rng.choice(members, size=2, replace=False))
+                at = (b * self.groups + g) * self.fill
+                rest = perm[at:at + self.fill]
+                groups.append(np.concatenate([np.array(paired, dtype=np.int64), rest]))
+            batches.append(groups)
         return batches
 
 
@@ -78,10 +88,14 @@ def crop_window(length: int, max_len: int, rng: np.random.Generator | None) -> s
 
 
 def collate(
-    videos: Sequence[Video], max_len: int | None = None, rng: np.random.Generator | None = None
+    videos: Sequence[Video], max_len: int | None = None,
+    rngs: Sequence[np.random.Generator] | None = None,
 ) -> Batch:
-    """Pad videos of different lengths into one batch; crop to max_len when rng is given."""
-    windows = [crop_window(v.length, max_len or v.length, rng) for v in videos]
+    """Pad videos of different lengths into one batch; crop to max_len when rngs (one per
+    video) are given, so a video's crop does not depend on which batch or process holds it."""
+    rngs = rngs if rngs is not None else [None] * len(videos)
+    windows = [crop_window(v.length, max_len or v.length, r)
+               for v, r in zip(videos, rngs, strict=True)]
     lengths = [w.stop - w.start for w in windows]
     L = max(lengths)
     B = len(videos)
