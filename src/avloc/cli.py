@@ -69,6 +69,57 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out), args.overrides)
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    from avloc.io import write_json_atomic
+    from avloc.metrics import format_map_table, score_files
+
+    metrics = score_files(args.gt, args.pred, args.subset)
+    print(format_map_table(metrics))
+    if args.json:
+        write_json_atomic(args.json, metrics)
+
+
+def cmd_data_convert(args: argparse.Namespace) -> None:
+    from avloc.config import load_config, preset_names
+    from avloc.data import load_dataset
+    from avloc.data.convert import convert_to_generic
+
+    preset = args.config or (args.format if args.format in preset_names() else None)
+    cfg = load_config(preset, [f"data.format={args.format}", *args.overrides])
+    counts = convert_to_generic(load_dataset(cfg.data, args.data), args.out)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote the generic layout to {args.out} ({detail})")
+
+
+def cmd_data_export_gt(args: argparse.Namespace) -> None:
+    from avloc.data.anet import export_anet_gt
+
+    counts = export_anet_gt(Path(args.data), args.out)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote ActivityNet ground truth to {args.out} ({detail})")
+
+
+def add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="convert datasets between layouts, export ground truth",
+                       description="Dataset utilities (layouts: docs/datasets.md).")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = data_sub.add_parser("convert", help="write the generic layout (.npz per video + JSON)",
+                            description="Read AVE, ActivityNet 1.2 (W-TALC) or synthetic data and "
+                            "write the generic layout: OUT/features/<vid>.npz + annotations.json.")
+    c.add_argument("--format", required=True, choices=["ave", "anet12", "generic", "synthetic"])
+    c.add_argument("--data", help="source dataset folder")
+    c.add_argument("--out", required=True, help="new folder to write (must not exist or be empty)")
+    c.add_argument("--config", help="preset or YAML for data settings (default: the format's)")
+    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.snippet_seconds=1")
+    c.set_defaults(func=cmd_data_convert)
+    e = data_sub.add_parser("export-gt", help="ActivityNet 1.2 annotations (.npy) -> official JSON",
+                            description="Write the official ActivityNet ground-truth JSON from "
+                            "the W-TALC annotation .npy files, for `avloc score`.")
+    e.add_argument("--data", required=True, help="folder with the ActivityNet1.2 .npy files")
+    e.add_argument("--out", required=True, help="ground-truth JSON to write")
+    e.set_defaults(func=cmd_data_export_gt)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avloc", description="Weakly-supervised audio-visual action and event localization.",
@@ -105,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for the runs (default runs/demo)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="setting overrides")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("score", help="ActivityNet detection mAP of any results JSON",
+                       description="Score a results file (ActivityNet format: {version, results: "
+                       "{video: [{label, score, segment}]}}) against a ground-truth JSON with the "
+                       "official protocol: mAP at tIoU 0.5:0.05:0.95 and their average.")
+    p.add_argument("gt", help="ground-truth JSON (e.g. from `avloc data export-gt`)")
+    p.add_argument("pred", help="results JSON to score")
+    p.add_argument("--subset", help="score only ground-truth videos of this subset (validation)")
+    p.add_argument("--json", help="write the metrics here (mAP, average_mAP, per_class_AP)")
+    p.set_defaults(func=cmd_score)
+
+    add_data_parser(sub)
     return parser
 
 

@@ -57,7 +57,7 @@ def topk_pool_log(log_p: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> t
     top, _ = masked.sort(dim=1, descending=True)  # (B, L, K)
     rank = torch.arange(log_p.shape[1], device=log_p.device)[None, :, None]  # (1, L, 1)
     top = top.masked_fill(rank >= k[:, None, :], NEG_INF)  # keep the k largest
-    return torch.logsumexp(top, dim=1) - torch.log(k.float())  # (B, K)
+    return torch.logsumexp(top, dim=1) - torch.log(k.to(log_p.dtype))  # (B, K)
 
 
 def mil_loss(
@@ -122,7 +122,7 @@ def gaussian_window(width: int, sigma: float, device: torch.device | None = None
 
     With this scaling Eq. 6's 1/(B+1) * sum_i G(i) mu^{l-i} is a weighted average.
     """
-    i = torch.arange(width, device=device, dtype=torch.float32) - (width - 1) / 2
+    i = torch.arange(width, device=device, dtype=torch.float64) - (width - 1) / 2
     g = torch.exp(-(i**2) / (2 * sigma**2)) if sigma > 0 else (i == 0).float()
     return g / g.sum() * width
 
@@ -173,7 +173,7 @@ def pseudo_labels(
     only: a weak label already rules the others out.
     """
     with torch.no_grad():
-        box = torch.ones(cfg.pseudo_neighbors + 1, device=log_p.device)
+        box = torch.ones(cfg.pseudo_neighbors + 1, device=log_p.device, dtype=torch.float64)
         q = temporal_smooth(log_p.exp(), mask, box)  # (B, L, C+1)
         if cfg.pseudo_video_classes:
             allowed = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1) > 0  # (B, C+1)

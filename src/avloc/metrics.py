@@ -163,7 +163,8 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _eligible_words(
     iou: np.ndarray, start: np.ndarray, count: np.ndarray, thresholds: np.ndarray
 ) -> np.ndarray:
-    """(K, Q, W) uint64 bitmasks: bit j set where instance j of the group reaches tIoU_k.
+    """(W, K, Q) uint64 bitmasks: bit j of word j // 64 set where instance j of the
+    candidate's group reaches tIoU_k.
 
     iou: (S,) flat pair tIoU; candidate q owns pairs start[q] ... start[q] + count[q] - 1.
     """
@@ -173,16 +174,16 @@ def _eligible_words(
     bits = (iou[pair][None, :] >= thresholds[:, None]).astype(np.uint64)  # (K, Sq)
     bits <<= (within % 64).astype(np.uint64)
     n_words = -(-int(count.max()) // 64)
-    words = np.zeros((len(thresholds), len(start), n_words), dtype=np.uint64)
+    words = np.zeros((n_words, len(thresholds), len(start)), dtype=np.uint64)
     for w in range(n_words):  # one word per 64 instances of a group
         mine = bits if n_words == 1 else np.where(within // 64 == w, bits, np.uint64(0))
-        words[:, :, w] = np.bitwise_or.reduceat(mine, first, axis=1)
+        words[w] = np.bitwise_or.reduceat(mine, first, axis=1)
     return words
 
 
 def _unpack_bits(words: np.ndarray, m: int) -> np.ndarray:
-    """(E, W) uint64 -> (E, m) bool."""
-    raw = words.astype("<u8").view(np.uint8)  # (E, 8 W) little-endian bytes
+    """(W, E) uint64 -> (E, m) bool."""
+    raw = np.ascontiguousarray(words.T).astype("<u8").view(np.uint8)  # (E, 8 W) bytes
     return np.unpackbits(raw, axis=1, bitorder="little")[:, :m].astype(bool)
 
 
@@ -214,30 +215,33 @@ def _greedy_match(
     round, the first live candidate of every state takes its best free eligible instance;
     a candidate left with no free eligible instance stays a false positive for good
     (instances are never freed), so the live list only shrinks and the loop runs at most
-    max(count) + 1 times.
+    max(count) times.
     """
     k, q = len(thresholds), len(start)
     gm = np.argsort(group, kind="stable")  # (Q,) group-major, score order inside
     start, count, group = start[gm], count[gm], group[gm]
-    words = _eligible_words(iou, start, count, thresholds)  # (K, Q, W)
-    live_t, live_c = np.nonzero(words.any(axis=2))  # state-major, score order inside
-    words = words.reshape(k * q, -1)  # (K Q, W), row t * Q + c
-    free = np.full((k * n_groups, words.shape[1]), np.iinfo(np.uint64).max, dtype=np.uint64)
+    words = _eligible_words(iou, start, count, thresholds)  # (W, K, Q)
+    live_t, live_c = np.nonzero(words.any(axis=0))  # state-major, score order inside
+    words = words.reshape(len(words), k * q)  # (W, K Q), column t * Q + c
+    free = np.full((len(words), k * n_groups), np.iinfo(np.uint64).max, dtype=np.uint64)
     last = np.full(k * n_groups, -1)  # last candidate that took an instance, per state
     key = live_t * n_groups + group[live_c]  # (L,) state of each live pair
-    row = live_t * q + live_c  # (L,) its row of `words`
+    col = live_t * q + live_c  # (L,) its column of `words`
     tp = np.zeros(k * q, dtype=bool)
-    while row.size:
+    while col.size:
         first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # first live pair per state
-        r, s, c = row[first], key[first], live_c[first]  # (E,)
-        avail = _unpack_bits(words[r] & free[s], int(count.max()))  # (E, m)
+        r, s, c = col[first], key[first], live_c[first]  # (E,)
+        avail = _unpack_bits(words[:, r] & free[:, s], int(count.max()))  # (E, m)
         slot = _best_free(iou, start[c], avail)  # (E,)
-        free[s, slot // 64] &= ~(np.uint64(1) << (slot % 64).astype(np.uint64))
+        free[slot // 64, s] &= ~(np.uint64(1) << (slot % 64).astype(np.uint64))
         last[s] = c
         tp[r] = True
         alive = live_c > last[key]
-        alive[alive] = (words[row[alive]] & free[key[alive]]).any(axis=1)
-        row, key, live_c = row[alive], key[alive], live_c[alive]
+        col, key, live_c = col[alive], key[alive], live_c[alive]
+        alive = np.zeros(len(col), dtype=bool)
+        for w in range(len(words)):  # some eligible instance still free
+            alive |= (words[w, col] & free[w, key]) != 0
+        col, key, live_c = col[alive], key[alive], live_c[alive]
     tp = tp.reshape(k, q)
     out = np.zeros_like(tp)
     out[:, gm] = tp
