@@ -174,6 +174,13 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _as_float(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _set(cfg: Config, key: str, value: Any, source: str) -> None:
     parts = key.split(".")
     if len(parts) != 2 or not hasattr(cfg, parts[0]) or not is_dataclass(getattr(cfg, parts[0])):
@@ -186,6 +193,8 @@ def _set(cfg: Config, key: str, value: Any, source: str) -> None:
         known = ", ".join(sorted(types))
         raise AvlocError(f"{source}: unknown setting {key!r}; {parts[0]} has: {known}")
     current = getattr(section, parts[1])
+    if isinstance(value, str) and isinstance(current, float):
+        value = _as_float(value)  # YAML 1.1 reads "3e-3" as a string
     if isinstance(current, bool):
         ok = isinstance(value, bool)
     elif isinstance(current, int):

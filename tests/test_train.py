@@ -1,0 +1,145 @@
+"""Training end to end on small generated data: learning, determinism, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from avloc.checkpoint import load_model, read_checkpoint
+from avloc.cli import main
+from avloc.config import load_config
+from avloc.data import load_dataset
+from avloc.evaluate import evaluate_split
+from avloc.model import build_model
+from avloc.predict import predict
+from avloc.train import train
+
+SMALL = ["model.d_x=128", "data.synth_videos=400", "data.synth_background_videos=40",
+         "train.epochs=10", "train.lr=3e-3", "train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small full-model run shared by the tests below (a few seconds)."""
+    out = tmp_path_factory.mktemp("run") / "full"
+    cfg = load_config("demo", SMALL)
+    metrics = train(cfg, None, out)
+    return out, cfg, metrics
+
+
+def test_training_learns_beyond_chance_and_untrained(trained):
+    out, cfg, metrics = trained
+    ds = load_dataset(cfg.data, None)
+    torch.manual_seed(0)
+    untrained = build_model(cfg.model, *ds.feature_dims, ds.num_classes)
+    before, _ = evaluate_split(untrained, ds, "test", cfg)
+    after = metrics["test"]["accuracy"]
+    chance = 1 / (ds.num_classes + 1)
+    background_share = np.mean(np.concatenate(
+        [ds.annotations[v.vid].snippet_labels == 0 for v in ds.splits["test"]]))
+    assert after > before["accuracy"] + 0.2
+    assert after > max(chance, background_share) + 0.2  # beats "everything is background"
+
+
+def test_mu_separates_events_from_background(trained):
+    """Video-level labels only, yet mu is high inside events and low outside (docs/paper-notes)."""
+    out, cfg, _ = trained
+    model, _, _ = load_model(out)
+    ds = load_dataset(cfg.data, None)
+    inside, outside = [], []
+    for p in predict(model, ds.splits["test"]):
+        truth = ds.annotations[p.vid].snippet_labels
+        inside.append(p.mu[truth > 0])
+        outside.append(p.mu[truth == 0])
+    assert np.concatenate(inside).mean() > np.concatenate(outside).mean() + 0.2
+
+
+def test_run_folder_contents_and_metrics(trained):
+    out, _, metrics = trained
+    for name in ("config.yaml", "last.pt", "best.pt", "log.jsonl", "metrics.json"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert 1 <= saved["best_epoch"] <= 10
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 11))
+    best = max(r["val_accuracy"] for r in log)
+    assert saved["val"]["accuracy"] == pytest.approx(best)  # selected on validation
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(trained):
+    out, cfg, _ = trained
+    ckpt = read_checkpoint(out / "best.pt")
+    assert ckpt["classes"] == [f"event{c:02d}" for c in range(8)]
+    assert ckpt["feature_dims"] == [128, 256]
+    model, cfg2, _ = load_model(out)
+    assert cfg2 == cfg
+    ds = load_dataset(cfg.data, None)
+    a = predict(model, ds.splits["test"][:5])
+    b = predict(load_model(out / "best.pt")[0], ds.splits["test"][:5])
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.p, y.p)
+
+
+def test_same_seed_same_weights(tmp_path):
+    cfg = load_config("demo", ["model.d_x=16", "data.synth_videos=60", "train.epochs=2",
+                               "train.progress=false"])
+    train(cfg, None, tmp_path / "a")
+    train(cfg, None, tmp_path / "b")
+    wa = read_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = read_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_eval_writes_accuracy_json(trained, tmp_path, capsys):
+    out, _, metrics = trained
+    target = tmp_path / "m.json"
+    assert main(["eval", str(out), "--split", "test", "--json", str(target)]) == 0
+    result = json.loads(target.read_text())
+    assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    printed = capsys.readouterr().out
+    assert "snippet accuracy" in printed and "oracle" in printed
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--config", "demo", "--out", "{tmp}/r", "model.stages=x"], "model.stages"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "model.nope=1"], "unknown setting"),
+        (["train", "--config", "nope", "--out", "{tmp}/r"], "no such file or preset"),
+        (["train", "--config", "ave", "--data", "{tmp}/missing", "--out", "{tmp}/r"],
+         "does not exist"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "model.classifier=softmax"],
+         "loss.beta"),
+        (["eval", "{tmp}/nothing"], "checkpoint not found"),
+    ],
+)
+def test_bad_input_is_one_line_error_without_output(args, message, tmp_path, capsys):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("avloc: error:") and message in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_into_an_existing_run_is_refused(trained, capsys):
+    out, _, _ = trained
+    assert main(["train", "--config", "demo", "--out", str(out)]) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_eval_rejects_wrong_feature_dims(trained, tmp_path, capsys):
+    """A checkpoint only runs on data with its feature sizes."""
+    out, _, _ = trained
+    assert main(["eval", str(out), "--data-format", "synthetic"]) == 0
+    capsys.readouterr()
+    from avloc.data.convert import convert_to_generic
+
+    cfg = load_config("demo", ["data.synth_audio_dim=64", "data.synth_videos=8"])
+    convert_to_generic(load_dataset(cfg.data, None), tmp_path / "g")
+    assert main(["eval", str(out), "--data", str(tmp_path / "g"), "--data-format", "generic"]) == 1
+    assert "dims" in capsys.readouterr().err
