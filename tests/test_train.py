@@ -46,7 +46,7 @@ def test_training_learns_beyond_chance_and_untrained(trained):
 
 def test_mu_separates_events_from_background(trained):
     """Video-level labels only, yet mu is high inside events and low outside (docs/paper-notes)."""
-    out, cfg, _ = trained
+    out, cfg, metrics = trained
     model, _, _ = load_model(out)
     ds = load_dataset(cfg.data, None)
     inside, outside = [], []
@@ -54,7 +54,10 @@ def test_mu_separates_events_from_background(trained):
         truth = ds.annotations[p.vid].snippet_labels
         inside.append(p.mu[truth > 0])
         outside.append(p.mu[truth == 0])
-    assert np.concatenate(inside).mean() > np.concatenate(outside).mean() + 0.2
+    gap = np.concatenate(inside).mean() - np.concatenate(outside).mean()
+    assert gap > 0.2
+    test = metrics["test"]
+    assert test["mu_inside_events"] - test["mu_outside_events"] == pytest.approx(gap, abs=1e-5)
 
 
 def test_run_folder_contents_and_metrics(trained):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from avloc.config import Config
@@ -21,9 +22,13 @@ def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, An
 
     truth = [ds.annotations[p.vid].snippet_labels for p in preds]
     labels = [snippet_labels(p.p) for p in preds]
+    mu = np.concatenate([p.mu for p in preds])  # (N,) every snippet
+    event = np.concatenate(truth) > 0  # (N,)
     return {
         "accuracy": snippet_accuracy(labels, truth),
         "oracle_accuracy": oracle_accuracy(truth),
+        "mu_inside_events": float(mu[event].mean()) if event.any() else None,
+        "mu_outside_events": float(mu[~event].mean()) if (~event).any() else None,
         "videos": len(preds),
         "snippets": int(sum(len(t) for t in truth)),
     }
@@ -75,8 +80,14 @@ def format_event_table(metrics: dict[str, Any], split: str) -> str:
         f"{split}: snippet accuracy {100 * metrics['accuracy']:.2f} % over "
         f"{metrics['snippets']} snippets of {metrics['videos']} videos\n"
         f"{split}: oracle (every snippet = the video's class) "
-        f"{100 * metrics['oracle_accuracy']:.2f} %"
+        f"{100 * metrics['oracle_accuracy']:.2f} %\n"
+        f"{split}: mean foreground reliability mu inside events "
+        f"{_fmt(metrics['mu_inside_events'])}, outside {_fmt(metrics['mu_outside_events'])}"
     )
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def default_output(run_or_ckpt: Path, split: str, suffix: str) -> Path:
