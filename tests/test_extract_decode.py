@@ -73,6 +73,16 @@ def test_sixteen_frame_snippets_at_25_fps(tmp_path):
     assert audio[1, 0] > 0.27 and audio[[0, 2], 0].max() < 0.01
 
 
+def test_audio_starting_late_is_placed_by_its_timestamp(tmp_path):
+    """The audio stream starts 0.5 s after the video: its tone at [1, 2) of audio time
+    must land at [1.5, 2.5) of video time, i.e. in half-second snippets 3 and 4."""
+    path = make_test_video(tmp_path / "late.mp4", 4.0, tone=(1.0, 2.0, 440.0, 0.5),
+                           audio_delay=0.5)  # fmt: skip
+    audio, _, _ = extract_video(path, "rms", "meanrgb", 0.5)
+    assert (audio[3:5, 0] > 0.34).all()
+    assert audio[[0, 1, 5, 6, 7], 0].max() < 0.005 and audio[2, 0] < 0.05
+
+
 def test_video_without_audio_gets_silence_and_a_warning(tmp_path):
     path = make_test_video(tmp_path / "mute.mp4", 2.0, CHANGES[:2], audio=False)
     with pytest.warns(UserWarning, match="no audio track"):

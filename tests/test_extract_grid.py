@@ -13,7 +13,7 @@ from avloc.extract import melspec
 from avloc.extract._deps import INSTALL_HINT, need
 from avloc.extract.backends import DIMS, make_audio_backend, make_visual_backend
 from avloc.extract.grid import num_snippets, overlap_weights, pool_patches, sample_times
-from avloc.extract.run import list_videos, parse_shard
+from avloc.extract.run import extract_folder, list_videos, parse_shard
 from avloc.extract.store import existing_state, read_features, write_features
 
 
@@ -127,3 +127,13 @@ def test_missing_extra_is_a_one_line_install_hint():
         need("avloc_no_such_module")
     assert INSTALL_HINT in str(err.value) and "\n" not in str(err.value)
     assert INSTALL_HINT == "feature extraction needs `pip install avloc[video]`"
+
+
+def test_folder_settings_fail_fast_before_any_work(tmp_path):
+    with pytest.raises(AvlocError, match="unknown visual back-end 'vit'"):
+        extract_folder(tmp_path, tmp_path / "out", visual_backend="vit")
+    with pytest.raises(AvlocError, match="snippet_seconds=0"):
+        extract_folder(tmp_path, tmp_path / "out", snippet_seconds=0)
+    with pytest.raises(AvlocError, match="--visual-weights is not used"):
+        extract_folder(tmp_path, tmp_path / "out", visual_weights="w.pth")
+    assert not (tmp_path / "out").exists()

@@ -15,6 +15,16 @@ from avloc.extract.visual import ResNet152Backend
 from avloc.extract.weights import WEIGHTS_ENV
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These inputs are tiny: one thread is as fast and avoids OpenMP barrier stalls (10x
+    slowdowns) when other processes share the cores, as on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def vggish_file(tmp_path_factory):
     torch.manual_seed(0)
@@ -34,12 +44,18 @@ def resnet_file(tmp_path_factory):
     return path
 
 
+def meta_state(net_class) -> dict:
+    """Keys and shapes without allocating or initialising 60-70 M parameters."""
+    with torch.device("meta"):
+        return net_class().state_dict()
+
+
 def test_vggish_keys_are_torchvggish_keys():
-    keys = list(VGGish().state_dict())
+    state = meta_state(VGGish)
     convs = [f"features.{i}.{p}" for i in (0, 3, 6, 8, 11, 13) for p in ("weight", "bias")]
     fcs = [f"embeddings.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")]
-    assert keys == convs + fcs
-    assert VGGish().state_dict()["embeddings.0.weight"].shape == (4096, 512 * 4 * 6)
+    assert list(state) == convs + fcs
+    assert state["embeddings.0.weight"].shape == (4096, 512 * 4 * 6)
 
 
 def test_vggish_backend_maps_audio_to_128d_snippets(vggish_file):
@@ -79,22 +95,26 @@ def test_wrong_weight_files_are_one_line_errors(tmp_path, resnet_file):
         VggishBackend(garbage)
     with pytest.raises(AvlocError, match=r"not a VGGish \(torchvggish layout\) state dict"):
         VggishBackend(resnet_file)
-    small = tmp_path / "small.pth"
-    state = VGGish().state_dict()
-    state["embeddings.4.weight"] = torch.zeros(64, 4096)
-    torch.save({"state_dict": state}, small)
-    with pytest.raises(AvlocError, match=r"embeddings.4.weight has shape \(64, 4096\)"):
+    small = tmp_path / "small.pth"  # right keys, wrong shapes, wrapped as {"state_dict": ...}
+    torch.save({"state_dict": {key: torch.zeros(2) for key in meta_state(VGGish)}}, small)
+    with pytest.raises(AvlocError, match=r"features.0.weight has shape \(2,\), expected"):
         VggishBackend(small)
 
 
 def test_resnet152_matches_torchvision_layout():
-    net = resnet152()
+    with torch.device("meta"):
+        net = resnet152()
     state = net.state_dict()
     assert len(state) == 932  # torchvision's resnet152().state_dict() has 932 entries
     assert sum(p.numel() for p in net.parameters()) == 60_192_808  # torchvision's count
-    for key, shape in [("conv1.weight", (64, 3, 7, 7)), ("layer1.0.downsample.0.weight",
-                       (256, 64, 1, 1)), ("layer3.35.conv2.weight", (256, 256, 3, 3)),
-                       ("layer4.2.bn3.running_var", (2048,)), ("fc.weight", (1000, 2048))]:  # fmt: skip
+    shapes = {
+        "conv1.weight": (64, 3, 7, 7),
+        "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+        "layer3.35.conv2.weight": (256, 256, 3, 3),
+        "layer4.2.bn3.running_var": (2048,),
+        "fc.weight": (1000, 2048),
+    }
+    for key, shape in shapes.items():
         assert tuple(state[key].shape) == shape
     assert "layer2.0.downsample.1.num_batches_tracked" in state
 
@@ -108,4 +128,5 @@ def test_resnet152_backend_pools_2048d_and_classifies(resnet_file):
     state = torch.load(resnet_file, weights_only=True)
     with torch.inference_mode():  # the saved fc applied to the pooled features
         logits = torch.from_numpy(feats) @ state["fc.weight"].T + state["fc.bias"]
-    np.testing.assert_allclose(backend.classify(frames[:, 0]), logits.numpy(), rtol=1e-4, atol=1e-4)
+    got = backend.classify(frames[:, 0])
+    np.testing.assert_allclose(got, logits.numpy(), rtol=1e-4, atol=1e-4)

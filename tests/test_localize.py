@@ -206,3 +206,17 @@ def test_results_json_scores_perfectly(tmp_path):
     }}, "gt")
     m = detection_map(gt, predictions_from_results(data["results"]))
     assert m["average_mAP"] == 1.0
+
+
+def test_event_segments_are_runs_of_argmax_classes():
+    from avloc.localize import event_segments
+
+    p = np.zeros((7, 3))
+    p[:, 0] = 0.6  # background wins where nothing else is set
+    p[1:3, 1] = [0.8, 0.9]
+    p[4:7, 2] = 0.7
+    segs = event_segments(p, 0.5, ["a", "b"])
+    assert [s["label"] for s in segs] == ["a", "b"]
+    assert segs[0]["segment"] == [0.5, 1.5] and segs[1]["segment"] == [2.0, 3.5]
+    assert segs[0]["score"] == pytest.approx(0.85)
+    assert event_segments(np.tile([1.0, 0.0, 0.0], (4, 1)), 1.0, ["a", "b"]) == []

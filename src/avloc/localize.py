@@ -26,12 +26,30 @@ from avloc.config import LocalizeConfig
 from avloc.errors import AvlocError
 from avloc.metrics import segment_iou
 
-__all__ = ["results_json", "segments_from_cas", "snippet_labels", "video_class_scores"]
+__all__ = [
+    "event_segments", "results_json", "segments_from_cas", "snippet_labels", "video_class_scores",
+]
 
 
 def snippet_labels(p: np.ndarray) -> np.ndarray:
     """(T, C+1) open-max probabilities -> (T,) int64 labels, 0 = background."""
     return np.asarray(p).argmax(axis=1).astype(np.int64)
+
+
+def event_segments(
+    p: np.ndarray, snippet_seconds: float, classes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Event localization as segments: each run of snippets whose argmax is one action class
+    becomes {label, score, segment}, scored by that class's mean probability over the run."""
+    labels = snippet_labels(p)  # (T,)
+    onehot = labels[None, :] == np.arange(1, p.shape[1])[:, None]  # (C, T)
+    k, s, e = _runs(onehot)
+    out = [
+        {"label": classes[c], "score": float(p[a:b, c + 1].mean()),
+         "segment": [float(a * snippet_seconds), float(b * snippet_seconds)]}
+        for c, a, b in zip(k, s, e, strict=True)
+    ]
+    return sorted(out, key=lambda d: d["segment"][0])
 
 
 def video_class_scores(cas: np.ndarray, topk_divisor: int = 8) -> np.ndarray:

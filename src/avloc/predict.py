@@ -10,7 +10,7 @@ import torch
 
 from avloc.data.base import Video
 from avloc.data.batching import collate
-from avloc.model import AVLocModel, topk_count
+from avloc.model import AVLocModel
 
 
 @dataclass
@@ -26,8 +26,9 @@ class VideoPrediction:
 
     def video_scores(self, topk_divisor: int) -> np.ndarray:
         """(C,) video-level class scores: mean of the top k = ceil(T / divisor) activations."""
-        k = int(topk_count(torch.tensor([len(self.p)]), topk_divisor)[0])
-        return np.sort(self.cas, axis=0)[-k:].mean(axis=0)
+        from avloc.localize import video_class_scores
+
+        return video_class_scores(self.cas, topk_divisor)
 
 
 @torch.inference_mode()

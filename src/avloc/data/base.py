@@ -12,6 +12,7 @@ is `classes[c]` (the paper's convention, Sec. 3: "0 denotes the background class
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,9 @@ class Dataset:
     snippet_seconds: float
     splits: dict[str, list[Video]]  # keys from SPLITS; a missing split is an empty list
     annotations: dict[str, Annotation]  # vid -> ground truth (evaluation only)
+    # how the features were made (`avloc extract` back-ends and snippet grid), when known;
+    # checkpoints record it so `avloc localize` extracts new videos the same way
+    extractors: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -19,6 +19,7 @@ video); segments only reach evaluation. Videos listed in the JSON need a feature
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +159,24 @@ def _feature_dir(root: Path) -> Path:
     return fdir
 
 
-def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray]:
-    """One video's checked (audio, visual), float32; no pickle (allow_pickle=False)."""
+# The `avloc extract` settings stored in a .npz's "meta" that define how features were made.
+EXTRACTOR_KEYS = ("audio_backend", "visual_backend", "snippet_seconds", "frames_per_snippet")
+
+
+def _extractor(z: Any, where: str) -> dict[str, Any] | None:
+    if "meta" not in z.files:
+        return None
+    try:
+        meta = json.loads(str(z["meta"]))
+    except (ValueError, TypeError) as e:
+        raise AvlocError(f"{where}: 'meta' is not JSON ({e})") from None
+    found = {k: meta[k] for k in EXTRACTOR_KEYS if isinstance(meta, dict) and k in meta}
+    return found or None
+
+
+def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """One video's checked (audio, visual), float32, and its extractor settings if recorded;
+    no pickle (allow_pickle=False)."""
     where = f"{require_file(path, f'features of video {vid}')}: video {vid}"
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -168,17 +185,21 @@ def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray]:
                 raise AvlocError(f"{where}: no array named {missing[0]!r} (has: {z.files})")
             audio = features_2d(z["audio"], where, "audio")  # (T, D_a)
             visual = features_2d(z["visual"], where, "visual")  # (T, D_v)
+            extractor = _extractor(z, where)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise AvlocError(f"{where}: cannot read as .npz ({e})") from None
-    return align_av(audio, visual, where)
+    audio, visual = align_av(audio, visual, where)
+    return audio, visual, extractor
 
 
-def _video(entry: GenericEntry, fdir: Path, spec: GenericSpec, cfg: DataConfig) -> Video:
+def _video(
+    entry: GenericEntry, fdir: Path, spec: GenericSpec, cfg: DataConfig
+) -> tuple[Video, dict[str, Any] | None]:
     path = fdir / f"{entry.vid}.npz"
-    audio, visual = read_npz(path, entry.vid)
+    audio, visual, extractor = read_npz(path, entry.vid)
     check_length(len(audio), entry.duration, spec.snippet_seconds, cfg.length_tolerance,
                  f"{path}: video {entry.vid}")
-    return Video(entry.vid, audio, visual, multi_hot(entry.segments, spec.classes))
+    return Video(entry.vid, audio, visual, multi_hot(entry.segments, spec.classes)), extractor
 
 
 def _annotation(entry: GenericEntry, length: int, spec: GenericSpec, path: Path) -> Annotation:
@@ -209,12 +230,20 @@ def load_generic(cfg: DataConfig, root: Path) -> Dataset:
     spec = read_generic_annotations(path, cfg)
     fdir = _feature_dir(root)
     videos: list[Video] = []
-    for entry in spec.entries:
-        videos.append(_video(entry, fdir, spec, cfg))
-        dims = (videos[-1].audio.shape[1], videos[-1].visual.shape[1])
-        check_feature_dims(dims, (videos[0].audio.shape[1], videos[0].visual.shape[1]),
-                           f"{fdir / entry.vid}.npz: video {entry.vid}")
+    extractors: dict[str, Any] | None = None
+    for i, entry in enumerate(spec.entries):
+        video, extractor = _video(entry, fdir, spec, cfg)
+        videos.append(video)
+        where = f"{fdir / entry.vid}.npz: video {entry.vid}"
+        check_feature_dims((video.audio.shape[1], video.visual.shape[1]),
+                           (videos[0].audio.shape[1], videos[0].visual.shape[1]), where)
+        if i == 0:
+            extractors = extractor
+        elif extractor != extractors:
+            raise AvlocError(f"{where}: extracted with {extractor}, but the first video with "
+                             f"{extractors}; re-extract with one setting")
     annotations = {e.vid: _annotation(e, v.length, spec, path)
                    for v, e in zip(videos, spec.entries, strict=True)}
     splits = _splits(videos, spec.entries, cfg)
-    return Dataset("generic", spec.task, spec.classes, spec.snippet_seconds, splits, annotations)
+    return Dataset("generic", spec.task, spec.classes, spec.snippet_seconds, splits, annotations,
+                   extractors)

@@ -25,6 +25,14 @@ def _check(kind: str, name: str, names: tuple[str, ...], weights: object, flag: 
         raise AvlocError(f"{flag} is not used by the {kind} back-end {name} (it needs no file)")
 
 
+def check_names(
+    audio: str, visual: str, audio_weights: object = None, visual_weights: object = None
+) -> None:
+    """Fail fast on a misspelt back-end or a weight file given to one that takes none."""
+    _check("audio", audio, AUDIO_BACKENDS, audio_weights, "--audio-weights")
+    _check("visual", visual, VISUAL_BACKENDS, visual_weights, "--visual-weights")
+
+
 def make_audio_backend(
     name: str = DEFAULT_AUDIO, weights: str | Path | None = None
 ) -> AudioBackend:

@@ -4,6 +4,8 @@ video to (T, D) float32 snippet features. run.py knows nothing else about back-e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -61,7 +63,9 @@ class VisualBackend:
         std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
         return (images - mean) / std
 
-    def per_frame(self, frames: np.ndarray, call=None) -> np.ndarray:
+    def per_frame(
+        self, frames: np.ndarray, call: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, D) float32 through `call` (default: features)."""
         call = call or self.features
         out = []

@@ -19,6 +19,7 @@ from avloc.errors import AvlocError
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
+    check_names,
     make_audio_backend,
     make_visual_backend,
 )
@@ -97,8 +98,11 @@ def _settings(audio: str, visual: str, snippet_seconds: float, per: int) -> dict
             "snippet_seconds": float(snippet_seconds), "frames_per_snippet": int(per)}  # fmt: skip
 
 
-def _name(backend: AudioArg | VisualArg) -> str:
-    return backend if isinstance(backend, str) else backend.name
+def _check_grid(snippet_seconds: float, frames_per_snippet: int) -> None:
+    if not snippet_seconds > 0:
+        raise AvlocError(f"snippet_seconds={snippet_seconds}: must be positive")
+    if frames_per_snippet < 1:
+        raise AvlocError(f"frames_per_snippet={frames_per_snippet}: must be at least 1")
 
 
 def extract_video(
@@ -114,10 +118,7 @@ def extract_video(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One video -> (audio (T, D_a), visual (T, D_v), meta). Back-ends may be names or
     already-built back-ends (reuse them across videos: loading a network costs seconds)."""
-    if snippet_seconds <= 0:
-        raise AvlocError(f"snippet_seconds={snippet_seconds}: must be positive")
-    if frames_per_snippet < 1:
-        raise AvlocError(f"frames_per_snippet={frames_per_snippet}: must be at least 1")
+    _check_grid(snippet_seconds, frames_per_snippet)
     if isinstance(audio_backend, str):
         audio_backend = make_audio_backend(audio_backend, audio_weights)
     if isinstance(visual_backend, str):
@@ -154,6 +155,8 @@ def extract_folder(
     progress: bool = True,
 ) -> ExtractSummary:
     """Extract every video of `inputs` (in this shard) into out_dir/<video id>.npz."""
+    _check_grid(snippet_seconds, frames_per_snippet)
+    check_names(audio_backend, visual_backend, audio_weights, visual_weights)
     index, count = parse_shard(shard)
     videos = [p for i, p in enumerate(list_videos(inputs)) if i % count == index]
     out = Path(out_dir)

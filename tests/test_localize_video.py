@@ -1,0 +1,98 @@
+"""`avloc localize`: the real clip through the bundled networks and a checkpoint trained
+here on generated features of the same back-ends (YAMNet 1024-d, EfficientNet-Lite0 1280-d)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from avloc.cli import main
+from avloc.config import load_config
+from avloc.errors import AvlocError
+from avloc.train import train
+
+pytest.importorskip("av", reason="the video extra is not installed (pip install 'avloc[video]')")
+pytest.importorskip("onnxruntime", reason="the video extra is not installed")
+
+EXTRACTORS = {"audio_backend": "yamnet", "visual_backend": "efficientnet_lite0",
+              "snippet_seconds": 1.0, "frames_per_snippet": 1}
+
+
+def write_generic(root, extractors, n=24, dims=(1024, 1280)):
+    """A small generic-layout dataset whose .npz files record `avloc extract` settings."""
+    from avloc.extract.store import write_features
+
+    rng = np.random.default_rng(0)
+    (root / "features").mkdir(parents=True)
+    database = {}
+    for i in range(n):
+        vid = f"v{i:02d}"
+        label = ["dog", "speech"][i % 2]
+        audio = rng.standard_normal((10, dims[0])).astype(np.float32)
+        visual = rng.standard_normal((10, dims[1])).astype(np.float32)
+        start = int(rng.integers(0, 5))
+        audio[start:start + 4, i % 2] += 4.0  # the class shows in one feature dimension
+        write_features(root / "features" / f"{vid}.npz", audio, visual, dict(extractors))
+        subset = "training" if i < n - 6 else ("validation" if i < n - 3 else "testing")
+        database[vid] = {"subset": subset, "duration": 10.0,
+                         "annotations": [{"segment": [start, start + 4], "label": label}]}
+    doc = {"task": "event", "snippet_seconds": 1.0, "database": database}
+    (root / "annotations.json").write_text(json.dumps(doc))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = write_generic(tmp_path_factory.mktemp("gen") / "data", EXTRACTORS)
+    cfg = load_config("demo", ["data.format=generic", "model.d_x=32", "train.epochs=2",
+                               "train.progress=false", "train.batch_size=8"])
+    out = tmp_path_factory.mktemp("run") / "r"
+    train(cfg, root, out)
+    return out
+
+
+def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video, tmp_path,
+                                                             capsys):
+    assert main(["localize", str(real_video), "--checkpoint", str(run_dir),
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "BjCEufrlXm4_segments.json").read_text())
+    assert set(result) >= {"version", "results", "external_data"}
+    segments = result["results"]["BjCEufrlXm4"]
+    for s in segments:
+        assert s["label"] in ("dog", "speech")
+        assert 0 <= s["segment"][0] < s["segment"][1] <= 10.0
+    assert (tmp_path / "BjCEufrlXm4_cas.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "10 snippets of 1 s" in printed and f"{len(segments)} segments" in printed
+
+
+def test_segments_agree_with_the_snippet_argmax(run_dir, real_video):
+    from avloc.infer import localize_video
+    from avloc.localize import snippet_labels
+
+    loc = localize_video(real_video, run_dir)
+    labels = snippet_labels(loc.prediction.p)  # (T,)
+    covered = np.zeros(len(labels), dtype=int)
+    for s in loc.segments:
+        a, b = (int(round(t)) for t in s["segment"])
+        covered[a:b] = loc.classes.index(s["label"]) + 1
+    np.testing.assert_array_equal(covered, labels)
+
+
+def test_backend_mismatch_and_unrecorded_extractors_are_clear_errors(run_dir, real_video,
+                                                                     tmp_path, capsys):
+    assert main(["localize", str(real_video), "--checkpoint", str(run_dir),
+                 "--visual-backend", "resnet152", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "efficientnet_lite0" in err and "resnet152" in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+    cfg = load_config("demo", ["model.d_x=16", "train.epochs=1", "data.synth_videos=20",
+                               "train.progress=false"])
+    train(cfg, None, tmp_path / "synth")
+    from avloc.infer import localize_video
+
+    with pytest.raises(AvlocError, match="records no feature extractors"):
+        localize_video(real_video, tmp_path / "synth")
