@@ -22,9 +22,6 @@ selection -> val; 'validation' -> test (as in the literature).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +43,7 @@ from avloc.data.checks import (
     require_file,
 )
 from avloc.errors import AvlocError
+from avloc.io import atomic_open, write_json_atomic
 
 ANNOTATION_DIR = "ActivityNet1.2-Annotations"
 REQUIRED = ("classlist", "subset", "videoname", "duration", "segments", "labels")
@@ -246,7 +244,7 @@ def export_anet_gt(source: Dataset | str | Path, path: str | Path) -> dict[str, 
         database = {v.vid: _entry(v.subset, v.duration, v.url, v.segments) for v in videos}
     doc = {"version": "ActivityNet 1.2 (avloc export)", "taxonomy": _taxonomy(classes),
            "database": database}
-    _write_json_atomic(Path(path), doc)
+    write_json_atomic(Path(path), doc, indent=None)
     return _gt_counts(database)
 
 
@@ -257,29 +255,6 @@ def _gt_counts(database: dict[str, dict[str, Any]]) -> dict[str, int]:
         counts[subset] = len(entries)
         counts[f"{subset}_instances"] = sum(len(e["annotations"]) for e in entries)
     return counts
-
-
-def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write to a temp file beside `path` and rename, so a failure leaves no partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise AvlocError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _find_npz(npz_dir: Path, video: AnetVideo) -> Path:
@@ -312,13 +287,6 @@ def pack_anet_audio(root: str | Path, npz_dir: str | Path) -> Path:
         except (OSError, ValueError, KeyError) as e:
             raise AvlocError(f"{path}: cannot read audio features ({e})") from None
     out = root / AUDIO_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=root)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, packed, allow_pickle=True)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise AvlocError(f"{out}: cannot write ({e.strerror or e})") from None
+    with atomic_open(out, "wb") as f:
+        np.save(f, packed, allow_pickle=True)
     return out

@@ -8,7 +8,6 @@ Files are written to a temporary name in the same folder and renamed over the ta
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from avloc.errors import AvlocError
+from avloc.io import atomic_open
 
 FORMAT_VERSION = 1
 # Settings that must match for an existing file to count as already extracted.
@@ -23,23 +23,14 @@ SETTING_KEYS = ("audio_backend", "visual_backend", "snippet_seconds", "frames_pe
 
 
 def write_features(path: Path, audio: np.ndarray, visual: np.ndarray, meta: dict) -> None:
-    """Write atomically: temp file, fsync, os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                audio=np.asarray(audio, np.float32),
-                visual=np.asarray(visual, np.float32),
-                meta=np.array(json.dumps(meta, sort_keys=True)),
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write atomically (`avloc.io.atomic_open`): a kill never leaves a broken .npz."""
+    with atomic_open(path, "wb") as handle:
+        np.savez(
+            handle,
+            audio=np.asarray(audio, np.float32),
+            visual=np.asarray(visual, np.float32),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
 
 
 def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
