@@ -8,42 +8,50 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avloc.config import load_config
+from avloc.errors import AvlocError
 from avloc.io import write_json_atomic
-from avloc.train import train
 
+# folder name (runs/<name>/seed0) -> the table's label, and the variant's settings
 DEMO_VARIANTS = {
-    "full (2-stage, open-max)": [],
-    "audio-only": ["model.modality=audio", "model.stages=0"],
-    "visual-only": ["model.modality=visual", "model.stages=0"],
-    "naive fusion (0-stage)": ["model.stages=0"],
+    "full": ("full (2-stage, open-max)", {}),
+    "audio-only": ("audio-only", {"model.modality": "audio", "model.stages": 0}),
+    "visual-only": ("visual-only", {"model.modality": "visual", "model.stages": 0}),
+    "naive-fusion": ("naive fusion (0-stage)", {"model.stages": 0}),
 }
 
 
 def run_demo(out: Path, overrides: list[str]) -> dict[str, dict]:
-    """Train each variant once on the synthetic data; print and save the test table."""
-    from avloc.data import load_dataset
+    """Train each variant once on the synthetic data; print and save the test table.
 
-    base = load_config("demo", overrides)
-    ds = load_dataset(base.data, None)
-    results = {}
-    for name, extra in DEMO_VARIANTS.items():
-        cfg = load_config("demo", extra + overrides)
-        run_dir = out / name.split(" ")[0]
-        metrics = (
-            _read_metrics(run_dir) if (run_dir / "metrics.json").exists()
-            else train(cfg, None, run_dir, dataset=ds)
-        )
-        results[name] = metrics["test"]
+    The variants are a one-seed grid run by avloc.report's runner: settings checked
+    before anything trains, finished runs kept, an interrupted one resumed.
+    """
+    from avloc.report.grid import check_data, check_run_folders, parse_grid, plan_runs
+    from avloc.report.runner import Interrupted, read_metrics, run_grid
+
+    grid = parse_grid({"base": "demo", "seeds": [0], "variants": [
+        {"name": name, "settings": settings} for name, (_, settings) in DEMO_VARIANTS.items()
+    ]}, "avloc demo", "demo", Path.cwd())
+    specs = plan_runs(grid, out, overrides=overrides)
+    datasets = check_data(grid, specs, None)
+    check_run_folders(specs)
+    print(f"training {len(specs)} models; per-epoch logs in {out}/runs/<variant>/seed0/train.log")
+    try:
+        ran = run_grid(specs, None, datasets, report=_print_run)
+    except Interrupted:
+        raise AvlocError("demo interrupted; run it again to continue") from None
+    failed = [r for r in ran if r.status not in ("trained", "finished")]
+    if failed:
+        raise AvlocError(f"demo run {failed[0].key} did not finish: {failed[0].message}")
+    results = {DEMO_VARIANTS[s.variant][0]: (read_metrics(s.dir) or {})["test"] for s in specs}
     write_json_atomic(out / "demo.json", results)
     print(format_demo_table(results))
     return results
 
 
-def _read_metrics(run_dir: Path) -> dict:
-    import json
-
-    return json.loads((run_dir / "metrics.json").read_text())
+def _print_run(r) -> None:
+    if r.status != "started":
+        print(f"  {r.key}: {r.status} ({r.seconds:.0f} s)", flush=True)
 
 
 def format_demo_table(results: dict[str, dict]) -> str:
