@@ -73,8 +73,8 @@ def mil_loss(
     lengths = mask.sum(1)  # (B,)
     y, used = mil_targets(labels, cfg.background_topk)  # (B, C+1)
     k = topk_count(lengths, cfg.topk_divisor)[:, None].expand_as(y).clone()  # (B, C+1)
-    bg_only = labels.sum(1) == 0
-    k[bg_only, 0] = lengths[bg_only]
+    bg_only = labels.sum(1) == 0  # (B,)
+    k[:, 0] = torch.where(bg_only, lengths, k[:, 0])  # no boolean indexing: no device sync
     log_s = topk_pool_log(log_p, mask, k)  # (B, C+1)
     log_not_s = torch.log1p(-log_s.exp().clamp(max=1 - EPS))  # (B, C+1)
     pos = (y > 0) & used
@@ -111,10 +111,8 @@ def casl_loss(
     pair = labels.t()[:, :, None] * labels.t()[:, None, :]  # (C, B, B) both have class c
     pair = pair * (1 - torch.eye(labels.shape[0], device=feat.device))[None]
     hinge = 0.5 * (F.relu(d_hh - d_hl + margin) + F.relu(d_hh - d_lh + margin))  # (C, B, B)
-    n_pairs = pair.sum()
-    if n_pairs == 0:
-        return feat.sum() * 0.0  # keeps the graph and the device; no NaN
-    return (hinge * pair).sum() / n_pairs
+    # no pair sharing a class gives 0 (not NaN), without a host-device sync
+    return (hinge * pair).sum() / pair.sum().clamp(min=1)
 
 
 def gaussian_window(width: int, sigma: float, device: torch.device | None = None) -> torch.Tensor:

@@ -28,34 +28,33 @@ NEG_INF = float("-inf")
 
 
 def cross_attention_explicit(
-    q_feats: torch.Tensor, k_feats: torch.Tensor, values: torch.Tensor, w: torch.Tensor,
-    key_mask: torch.Tensor,
+    query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, key_mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1-2 for one direction, with the L x L attention matrix materialised.
 
-    scores[b, l, i] = (q_l @ w) . k_i. For the audio direction q = x_v-hat, k = x_u-hat and
-    w = W^T, so scores[l, i] = x_u^i . W x_v^l = Lambda[i, l] (Eq. 1), and row l of
-    A = softmax_i(scores) is column l of the paper's A_u. Returns (attended, A).
+    scores[b, l, i] = query_l . key_i; row l of A = softmax_i(scores) is column l of the
+    paper's A_u (or A_v); padded keys (key_mask False) get weight 0. Memory grows as
+    L^2: only for when the map itself is wanted (plots). Returns (attended, A).
     """
-    qw = q_feats @ w  # (B, Lq, d)
-    scores = qw @ k_feats.transpose(1, 2)  # (B, Lq, Lk)
+    scores = query @ key.transpose(1, 2)  # (B, Lq, Lk)
     scores = scores.masked_fill(~key_mask[:, None, :], NEG_INF)
     attn = scores.softmax(dim=-1)  # (B, Lq, Lk)  each row sums to 1 over real keys
     return attn @ values, attn  # (B, Lq, d), (B, Lq, Lk)
 
 
 def cross_attention_efficient(
-    q_feats: torch.Tensor, k_feats: torch.Tensor, values: torch.Tensor, w: torch.Tensor,
-    key_mask: torch.Tensor,
+    query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, key_mask: torch.Tensor
 ) -> torch.Tensor:
     """Eq. 1-2 via scaled_dot_product_attention: same result, memory linear in L.
 
     No 1/sqrt(d) scaling (scale=1): the features are l2-normalised and W is learned.
+    One head of size d_x. On CPU PyTorch's flash kernel takes it (boolean mask
+    included; tests/test_attention.py checks that no L x L buffer is allocated);
+    on CUDA the memory-efficient kernel does (flash kernels stop at head size 256).
     """
-    qw = q_feats @ w  # (B, L, d)
     mask = key_mask[:, None, None, :]  # (B, 1, 1, Lk) True = attend
     out = F.scaled_dot_product_attention(
-        qw[:, None], k_feats[:, None], values[:, None], attn_mask=mask, scale=1.0
+        query[:, None], key[:, None], values[:, None], attn_mask=mask, scale=1.0
     )  # (B, 1, Lq, d)
     return out[:, 0]
 
@@ -77,17 +76,20 @@ class CrossAttentionStage(nn.Module):
         xv_hat = F.normalize(xv, dim=-1)  # (B, L, d)
         vu = xu_hat if self.attend_normalized else xu  # values of Eq. 2
         vv = xv_hat if self.attend_normalized else xv
-        # Audio attended for each visual snippet: Lambda_u[l, i] = x_u^i . W x_v^l, so the query
-        # is x_v^l W^T, i.e. xv_hat @ W^T; key x_u^i. Visual attended for each audio snippet:
-        # Lambda^T[l, i] = x_u^l . W x_v^i, query xu_hat @ W, key x_v^i.
-        wt = self.w.t()
+        # Eq. 1: Lambda[i, l] = x_u^i-hat . W x_v^l-hat = (x_u^i-hat W) . x_v^l-hat, so one
+        # projection P = X_u-hat W serves both directions. Audio attended for each visual
+        # snippet l (A_u): query x_v^l-hat, keys P. Visual attended for each audio snippet
+        # (A_v, soft-max of Lambda^T): query P^l, keys x_v-hat.
+        p = xu_hat @ self.w  # (B, L, d)
         if self.attention == "explicit" or return_attention:
-            att_u, a_u = cross_attention_explicit(xv_hat, xu_hat, vu, wt, mask)
-            att_v, _ = cross_attention_explicit(xu_hat, xv_hat, vv, self.w, mask)
-            return att_u, att_v, a_u
-        att_u = cross_attention_efficient(xv_hat, xu_hat, vu, wt, mask)
-        att_v = cross_attention_efficient(xu_hat, xv_hat, vv, self.w, mask)
-        return att_u, att_v, None
+            att_u, a_u = cross_attention_explicit(xv_hat, p, vu, mask)
+        else:
+            att_u, a_u = cross_attention_efficient(xv_hat, p, vu, mask), None
+        if self.attention == "explicit":
+            att_v, _ = cross_attention_explicit(p, xv_hat, vv, mask)
+        else:
+            att_v = cross_attention_efficient(p, xv_hat, vv, mask)
+        return att_u, att_v, a_u
 
 
 class MultiStageCrossAttention(nn.Module):
@@ -106,15 +108,17 @@ class MultiStageCrossAttention(nn.Module):
     def forward(
         self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hist_u, hist_v = [xu], [xv]  # X_att^(0) = X (Eq. 3)
+        x_u, x_v = xu, xv  # X_att^(0) = X (Eq. 3)
+        sum_u, sum_v = xu, xv  # the dense skips sum_{i<t} X_att^(i), kept as running sums
         attn = None
         for t, stage in enumerate(self.stages):
             last = t == len(self.stages) - 1
-            att_u, att_v, a = stage(hist_u[-1], hist_v[-1], mask, return_attention and last)
-            hist_u.append(torch.tanh(torch.stack(hist_u).sum(0) + att_u))  # (B, L, d) Eq. 3
-            hist_v.append(torch.tanh(torch.stack(hist_v).sum(0) + att_v))  # (B, L, d)
-            attn = a
-        return torch.cat([hist_u[-1], hist_v[-1]], dim=-1), attn  # (B, L, 2d) Eq. 4
+            att_u, att_v, attn = stage(x_u, x_v, mask, return_attention and last)
+            x_u = torch.tanh(sum_u + att_u)  # (B, L, d) Eq. 3
+            x_v = torch.tanh(sum_v + att_v)  # (B, L, d)
+            if not last:
+                sum_u, sum_v = sum_u + x_u, sum_v + x_v
+        return torch.cat([x_u, x_v], dim=-1), attn  # (B, L, 2d) Eq. 4
 
 
 def openmax_probs(h: torch.Tensor, mu_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,10 +191,11 @@ class AVLocModel(nn.Module):
             x_att = torch.cat(xs, dim=-1)  # (B, L, 2d) naive fusion, or (B, L, d) uni-modal
         x_att = self.dropout(x_att)
         if self.fg_head is not None:
-            h = self.action_head(x_att)  # (B, L, C)
-            log_p, mu = openmax_probs(h, self.fg_head(x_att)[..., 0])
+            # probabilities in float32 even under bf16 autocast: log p feeds every loss
+            h = self.action_head(x_att).float()  # (B, L, C)
+            log_p, mu = openmax_probs(h, self.fg_head(x_att)[..., 0].float())
         else:
-            logits = self.action_head(x_att)  # (B, L, C+1)
+            logits = self.action_head(x_att).float()  # (B, L, C+1)
             log_p = logits.log_softmax(dim=-1)
             mu = 1 - log_p[..., 0].exp()
             h = logits[..., 1:]
@@ -209,19 +214,32 @@ def topk_count(lengths: torch.Tensor, divisor: int) -> torch.Tensor:
     return torch.clamp(torch.ceil(lengths.float() / divisor), min=1).long()
 
 
-def count_flops(cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int, L: int) -> int:
-    """Forward multiply-adds x 2 for one video of L snippets (for FLOP-utilisation benchmarks)."""
+def count_flops(
+    cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int, L: int,
+    backward: bool = False,
+) -> int:
+    """Matmul FLOPs (2 per multiply-add) of one video of L snippets, for FLOP-utilisation
+    benchmarks; element-wise work (normalise, soft-max, tanh, losses) is not counted.
+
+    Forward by default. With backward=True, forward + backward: every matmul's backward
+    costs twice its forward (gradients of both operands), except the embeddings f_u, f_v,
+    whose input (the features) needs no gradient. Attention recomputed inside a fused
+    backward kernel is not counted: these are the model's FLOPs, not the kernel's.
+    """
     d = cfg.d_x
-    flops = 0
+    embed = 0
     if cfg.modality in ("av", "audio"):
-        flops += 2 * L * audio_dim * d
+        embed += 2 * L * audio_dim * d
     if cfg.modality in ("av", "visual"):
-        flops += 2 * L * visual_dim * d
-    # per stage and direction: query projection (L d^2) + scores (L^2 d) + weighted sum (L^2 d)
-    flops += cfg.stages * 2 * (2 * L * d * d + 4 * L * L * d)
+        embed += 2 * L * visual_dim * d
+    # per stage: one projection P = X_u-hat W (L d^2), then per direction scores (L^2 d)
+    # and the weighted sum (L^2 d)
+    fusion = cfg.stages * (2 * L * d * d + 2 * (4 * L * L * d))
     fused = 2 * d if cfg.modality == "av" else d
-    flops += 2 * L * fused * (num_classes + 1)
-    return int(flops)
+    head = 2 * L * fused * (num_classes + 1)
+    if backward:
+        return int(2 * embed + 3 * (fusion + head))
+    return int(embed + fusion + head)
 
 
 __all__ = ["AVLocModel", "build_model", "openmax_probs", "topk_count", "count_flops"]

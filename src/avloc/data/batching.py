@@ -74,6 +74,8 @@ class PairBatchSampler:
                     paired.extend(rng.choice(members, size=2, replace=False))
                 at = (b * self.groups + g) * self.fill
                 rest = perm[at:at + self.fill]
+                if not paired and len(rest) == 0:  # a process past the end of the epoch:
+                    rest = perm[np.arange(at, at + self.fill) % self.n]  # wrap, never empty
                 groups.append(np.concatenate([np.array(paired, dtype=np.int64), rest]))
             batches.append(groups)
         return batches

@@ -126,10 +126,9 @@ def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> G
     check_video_name(vid, where)
     if not isinstance(e, dict):
         raise AvlocError(f"{where}: expected an object with subset, duration, annotations")
-    if e.get("subset") not in SUBSETS:
-        raise AvlocError(
-            f"{where}: subset {e.get('subset')!r}: expected training, validation or testing"
-        )
+    subset = e.get("subset")
+    if not isinstance(subset, str) or subset not in SUBSETS:
+        raise AvlocError(f"{where}: subset {subset!r}: expected training, validation or testing")
     duration = check_duration(e.get("duration"), where)
     anns = e.get("annotations", [])
     if not isinstance(anns, list):
