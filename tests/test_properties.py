@@ -88,13 +88,7 @@ def no_hang(seconds: float = HANG_SECONDS) -> Iterator[None]:
 # finding N" instead of failing, so it still catches anything new; each finding keeps
 # its own strict-xfail reproducer below (test_open_finding_reproducers and the exhaustive
 # tests). Remove an entry when its finding is fixed.
-KNOWN_FINDINGS = [
-    (2, (EOFError, NotImplementedError, RuntimeError), "avloc/data/generic.py"),
-    (4, (ValueError,), "avloc/data/ave.py"),
-    (6, (RuntimeError, KeyError, TypeError, OSError), "avloc/data/ave.py"),
-    (7, (UnicodeDecodeError,), "avloc/anet_json.py"),
-    (9, (UnicodeDecodeError,), "avloc/data/anet.py"),
-]
+KNOWN_FINDINGS: list[tuple[int, tuple[type[Exception], ...], str]] = []  # all fixed
 
 
 def known_finding(e: Exception) -> int | None:
@@ -362,10 +356,7 @@ def break_npz(root: Path, spec: dict[str, Any], how: str, pick: int, modality: s
 NPZ_FAULTS = ["truncate", "missing-key", "delete-file", *BAD_ARRAYS]
 
 
-NPZ_FINDINGS = {
-    "complex": open_finding(3, "generic reader: complex features load, imaginary part dropped"),
-    "datetime": open_finding(3, "generic reader: datetime64 features load as numbers"),
-}
+NPZ_FINDINGS: dict[str, Any] = {}  # findings 3 (complex, datetime64 features): fixed
 
 
 @pytest.mark.parametrize("how", with_findings(NPZ_FAULTS, NPZ_FINDINGS))
@@ -395,8 +386,6 @@ def test_generic_flipped_npz_bytes_give_the_clean_error(scratch, spec, pick, fli
     event(f"flip: {kind}")
 
 
-@open_finding(2, "generic reader: zip-structure flips raise EOFError, NotImplementedError, "
-                 "RuntimeError")
 def test_every_single_bit_flip_of_an_npz_gives_the_clean_error(tmp_path):
     """Exhaustive where random flips rarely land: each of the ~4 400 single-bit flips of a
     small .npz (zip headers, central directory, .npy headers, data) is tried."""
@@ -528,9 +517,7 @@ AVE_FAULTS = ["truncate", "garbage-line", "missing-key", "order-range", "order-t
               "strings", "no-dims"]
 
 
-AVE_FINDINGS = {
-    "no-dims": open_finding(5, "AVE reader: features of zero dims load"),
-}
+AVE_FINDINGS: dict[str, Any] = {}  # finding 5 (zero-dim features): fixed
 
 
 @pytest.mark.parametrize("how", with_findings(AVE_FAULTS, AVE_FINDINGS))
@@ -886,17 +873,12 @@ def _anet_not_utf8(d: Path) -> Callable[[], Any]:
 
 
 @pytest.mark.parametrize("finding, make", [
-    pytest.param(1, _subset_list, id="1-subset-is-a-list"),  # fixed
-    pytest.param(2, _empty_npz, id="2-empty-npz",
-                 marks=open_finding(2, "generic reader: EOFError for an empty .npz")),
-    pytest.param(4, _ave_strings, id="4-ave-string-features",
-                 marks=open_finding(4, "AVE reader: ValueError for string features")),
-    pytest.param(6, _flipped_h5, id="6-ave-corrupted-h5",
-                 marks=open_finding(6, "AVE reader: h5py RuntimeError for a corrupted file")),
-    pytest.param(7, _not_utf8, id="7-json-not-utf8",
-                 marks=open_finding(7, "evaluator: UnicodeDecodeError for bytes not UTF-8")),
-    pytest.param(9, _anet_not_utf8, id="9-anet-name-not-utf8",
-                 marks=open_finding(9, "ANet reader: UnicodeDecodeError for a name not UTF-8")),
+    pytest.param(1, _subset_list, id="1-subset-is-a-list"),  # all fixed
+    pytest.param(2, _empty_npz, id="2-empty-npz"),
+    pytest.param(4, _ave_strings, id="4-ave-string-features"),
+    pytest.param(6, _flipped_h5, id="6-ave-corrupted-h5"),
+    pytest.param(7, _not_utf8, id="7-json-not-utf8"),
+    pytest.param(9, _anet_not_utf8, id="9-anet-name-not-utf8"),
 ])
 def test_open_finding_reproducers(tmp_path, finding, make):
     """The minimal input of each open finding that raises: must be the one-line error."""
@@ -905,15 +887,18 @@ def test_open_finding_reproducers(tmp_path, finding, make):
 
 
 @pytest.mark.parametrize("reader", ["evaluator", "generic"])
-@open_finding(8, "json.loads raises RecursionError on deeply nested input")
 def test_deeply_nested_json_is_the_clean_error(tmp_path, reader):
     """100 000 nested brackets: Python's json recurses and raises RecursionError."""
-    from avloc.anet_json import load_json
-    from avloc.data.checks import load_json_strict
+    from avloc.anet_json import read_ground_truth
 
     path = tmp_path / "deep.json"
     path.write_text('{"database": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    load = load_json if reader == "evaluator" else load_json_strict
+    load = read_ground_truth if reader == "evaluator" else (
+        lambda p: load_dataset(GENERIC, p.parent))
+    (tmp_path / "features").mkdir(exist_ok=True)
+    if reader == "generic":
+        path.rename(tmp_path / "annotations.json")
+        path = tmp_path / "annotations.json"
     kind, _ = attempt(lambda: load(path))
     assert kind == "error"
 

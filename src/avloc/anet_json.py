@@ -23,7 +23,6 @@ Deliberate differences from the official reader (ActivityNet Evaluation/eval_det
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 
 from avloc.data.base import Annotation
 from avloc.errors import AvlocError
+from avloc.io import read_json
 
 TOLERANCE_S = 1.0  # seconds a segment may reach outside [0, duration]: >= one snippet of AVE / ANet
 VERSION = "VERSION 1.2"
@@ -70,33 +70,9 @@ class Predictions:
 # reading
 
 
-class _DuplicateKey(Exception):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """object_pairs_hook: json keeps the last of repeated keys; a repeated video id is a bug."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
 def load_json(path: str | Path) -> Any:
-    """Parse a JSON file; missing file, bad JSON or a repeated key -> one-line AvlocError."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as e:
-        raise AvlocError(f"{path}: key {e.args[0]!r} appears twice in one JSON object") from None
-    except json.JSONDecodeError as e:
-        raise AvlocError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    """Parse a JSON file strictly (`avloc.io.read_json`)."""
+    return read_json(path)
 
 
 def _is_number(x: Any) -> bool:

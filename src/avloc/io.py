@@ -15,6 +15,40 @@ import numpy as np
 from avloc.errors import AvlocError
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: json keeps the last of repeated keys; a repeated video id is a bug."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; a missing file, non-UTF-8 text, bad JSON, a repeated key or absurd
+    nesting is a one-line AvlocError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise AvlocError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as e:
+        raise AvlocError(f"{path}: key {e.args[0]!r} appears twice in one JSON object") from None
+    except json.JSONDecodeError as e:
+        raise AvlocError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise AvlocError(f"{path}: JSON nested too deeply to be an annotation file") from None
+
+
 def _to_builtin(obj: Any) -> Any:
     """json.dump fallback: NumPy scalars and arrays become Python numbers and lists."""
     if isinstance(obj, (np.generic, np.ndarray)):

@@ -69,7 +69,10 @@ class AnetVideo:
 def _text(x: Any) -> str:
     """The .npy files hold bytes (Python 2 pickles); decode to str."""
     if isinstance(x, (bytes, np.bytes_)):
-        return bytes(x).decode("utf-8")
+        try:
+            return bytes(x).decode("utf-8")
+        except UnicodeDecodeError:
+            raise AvlocError(f"text {bytes(x)[:40]!r} is not UTF-8") from None
     return str(x)
 
 
@@ -118,6 +121,17 @@ def read_anet12_annotations(
     """Classes and checked per-video annotations (no features needed, e.g. for GT export)."""
     adir = annotation_dir(root)
     a = _annotation_arrays(adir)
+    try:
+        return _parse_annotations(adir, a, snippet_seconds)
+    except AvlocError as e:
+        if str(e).startswith("text "):  # from _text, which does not know the file
+            raise AvlocError(f"{adir}: annotation {e}") from None
+        raise
+
+
+def _parse_annotations(
+    adir: Path, a: dict[str, np.ndarray], snippet_seconds: float
+) -> tuple[list[str], list[AnetVideo]]:
     classes = [_text(c) for c in a["classlist"].reshape(-1)]
     check_unique(classes, str(adir / "classlist.npy"), what="class")
     class_set = set(classes)

@@ -21,6 +21,8 @@ stay unique.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,13 @@ import numpy as np
 
 from avloc.config import DataConfig
 from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Video
-from avloc.data.checks import check_finite, make_segment, require_file, snippet_labels
+from avloc.data.checks import (
+    check_finite,
+    check_numeric_dtype,
+    make_segment,
+    require_file,
+    snippet_labels,
+)
 from avloc.errors import AvlocError
 
 log = logging.getLogger(__name__)
@@ -137,11 +145,17 @@ def _check_disjoint(orders: dict[str, np.ndarray], root: Path, ids: list[str]) -
             owner[r] = split
 
 
-def _open_h5(path: Path) -> h5py.File:
+@contextmanager
+def _open_h5(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file for reading; whatever h5py raises on a corrupted file, at open or while
+    reading inside the block, becomes a one-line AvlocError naming the file."""
     try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise AvlocError(f"{path}: not a readable HDF5 file ({e})") from None
+        with h5py.File(path, "r") as f:
+            yield f
+    except AvlocError:
+        raise
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise AvlocError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from None
 
 
 def _dataset(f: h5py.File, path: Path, key: str) -> h5py.Dataset:
@@ -169,6 +183,9 @@ def read_features(path: Path, n_rows: int, ids: list[str], modality: str) -> np.
             )
         if ds.shape[1] == 0:
             raise AvlocError(f"{path}: videos have zero snippets (shape {ds.shape})")
+        if ds.shape[-1] == 0:
+            raise AvlocError(f"{path}: {modality} features have zero dimensions ({ds.shape})")
+        check_numeric_dtype(ds.dtype, str(path), modality)
         out = np.empty((ds.shape[0], ds.shape[1], ds.shape[-1]), dtype=np.float32)  # (N, T, D)
         row_bytes = max(1, int(np.prod(ds.shape[1:])) * ds.dtype.itemsize)
         step = max(1, CHUNK_BYTES // row_bytes)

@@ -19,7 +19,6 @@ Tolerances (documented in docs/datasets.md):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -58,6 +57,7 @@ def check_video_name(vid: str, source: str) -> None:
 
 def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
     """One video's (T, D) float32 features; rejects other shapes, empty videos, NaN/Inf."""
+    check_numeric_dtype(np.asarray(x).dtype, where, modality)
     try:
         arr = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
@@ -72,6 +72,13 @@ def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
         raise AvlocError(f"{where}: {modality} features have zero dimensions")
     check_finite(arr, where, modality)
     return arr
+
+
+def check_numeric_dtype(dtype: np.dtype, where: str, modality: str) -> None:
+    """Real numbers only: complex values would lose their imaginary part and dates or
+    strings would turn into meaningless numbers when cast to float32."""
+    if dtype.kind not in "fiu":
+        raise AvlocError(f"{where}: {modality} features have dtype {dtype}, expected real numbers")
 
 
 def check_finite(arr: np.ndarray, where: str, modality: str) -> None:
@@ -229,23 +236,3 @@ def holdout(
     return kept, sorted(held)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    check_unique(keys, "", what="key")
-    return dict(pairs)
-
-
-def load_json_strict(path: Path) -> Any:
-    """JSON without silently dropped duplicate keys (a repeated video id loses a video)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise AvlocError(f"{path}: not UTF-8 text") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except AvlocError as e:
-        raise AvlocError(f"{path}{e}") from None
-    except json.JSONDecodeError as e:
-        raise AvlocError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None

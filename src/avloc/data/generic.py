@@ -37,13 +37,13 @@ from avloc.data.checks import (
     check_video_name,
     features_2d,
     holdout,
-    load_json_strict,
     make_segment,
     multi_hot,
     require_file,
     snippet_labels,
 )
 from avloc.errors import AvlocError
+from avloc.io import read_json
 
 FEATURE_DIR = "features"
 ANNOTATION_FILE = "annotations.json"
@@ -107,7 +107,7 @@ def _task(doc: dict[str, Any], path: Path) -> str:
 def read_generic_annotations(path: Path, cfg: DataConfig) -> GenericSpec:
     """Parse and check the whole annotation JSON."""
     require_file(path, "generic-layout annotations (ActivityNet JSON)")
-    doc = load_json_strict(path)
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("database"), dict):
         raise AvlocError(f"{path}: expected a JSON object with a 'database' object")
     database = doc["database"]
@@ -185,8 +185,9 @@ def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray, dict[str, An
             audio = features_2d(z["audio"], where, "audio")  # (T, D_a)
             visual = features_2d(z["visual"], where, "visual")  # (T, D_v)
             extractor = _extractor(z, where)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise AvlocError(f"{where}: cannot read as .npz ({e})") from None
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile) as e:  # what a truncated or bit-flipped zip raises
+        raise AvlocError(f"{where}: cannot read as .npz ({type(e).__name__}: {e})") from None
     audio, visual = align_av(audio, visual, where)
     return audio, visual, extractor
 
