@@ -14,8 +14,6 @@ silently different weights.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 
 from avloc.config import Config, config_from_dict
 from avloc.errors import AvlocError
+from avloc.io import atomic_open
 from avloc.model import AVLocModel, build_model
 
 FORMAT = "avloc-checkpoint"
@@ -58,49 +57,10 @@ def payload_checksum(payload: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable across a power cut (POSIX; a no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(obj: Any, path: Path) -> Path:
-    """torch.save `obj` into a fresh temporary file next to `path`, flushed to disk."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise AvlocError(f"{path}: cannot write checkpoint ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):  # disk full, quota: the old file is untouched
-            raise AvlocError(f"{path}: cannot write checkpoint ({e.strerror or e})") from None
-        raise
-    return Path(tmp)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    tmp = _write_temp(obj, path)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
+    """torch.save through `avloc.io.atomic_open`: never a half-written checkpoint."""
+    with atomic_open(path, "wb", keep_previous=keep_previous, what="checkpoint") as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any], keep_previous: bool = False) -> None:
@@ -111,15 +71,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any], keep_previous: bool = F
     """
     payload = {"format": FORMAT, "version": VERSION, **payload}
     payload["checksum"] = payload_checksum(payload)
-    tmp = _write_temp(payload, path)
-    try:
-        if keep_previous and path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_torch_save(payload, path, keep_previous)
 
 
 def _check_contents(ckpt: dict[str, Any], path: Path) -> None:

@@ -59,29 +59,51 @@ def _to_builtin(obj: Any) -> Any:
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | Path, mode: str = "w", keep_previous: bool = False, what: str = ""
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on success flush it to disk and rename it over
     `path` (os.replace is atomic), on any failure delete it. Readers, and a run killed at
-    any moment, only ever see the old file or the complete new one."""
+    any moment, only ever see the old file or the complete new one. With keep_previous
+    the old file is renamed to `<name>.prev` just before (the new one is complete by
+    then). `what` names the file in errors ("checkpoint")."""
     path = Path(path)
+    label = f"cannot write {what}".rstrip()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
     except OSError as e:
-        raise AvlocError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise AvlocError(f"{path}: {label} ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(tmp, path)
     except OSError as e:  # disk full, quota, permissions: the old file is untouched
         Path(tmp).unlink(missing_ok=True)
-        raise AvlocError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise AvlocError(f"{path}: {label} ({e.strerror or e})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable across a power cut (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

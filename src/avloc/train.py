@@ -26,7 +26,6 @@ import math
 import os
 import random
 import signal
-import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,13 +39,13 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from avloc.checkpoint import atomic_torch_save, read_checkpoint, save_checkpoint
+from avloc.checkpoint import read_checkpoint, save_checkpoint
 from avloc.config import Config, apply_dict, read_yaml, validate
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, PairBatchSampler, collate
 from avloc.errors import AvlocError
 from avloc.evaluate import evaluate_split, selection_metric
-from avloc.io import write_json_atomic
+from avloc.io import write_json_atomic, write_text_atomic
 from avloc.losses import total_loss
 from avloc.model import build_model
 
@@ -169,20 +168,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """`path` holds the old text or the new, never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -700,4 +685,4 @@ def train(
     return metrics
 
 
-__all__ = ["train", "Trainer", "check_compatible", "atomic_torch_save"]
+__all__ = ["train", "Trainer", "check_compatible"]

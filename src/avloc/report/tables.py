@@ -9,14 +9,12 @@ follows the paper: Table 1 has the variants as columns, Tables 2 and 5 as rows.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avloc.io import write_json_atomic
+from avloc.io import write_json_atomic, write_text_atomic
 from avloc.report.grid import Grid, RunSpec, varying_settings
 from avloc.report.paper import DATASETS, PAPER_TABLES, paper_numbers, table4_numbers
 from avloc.report.runner import read_metrics
@@ -286,13 +284,3 @@ def write_report(out: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     return out / "report.md", out / "report.json"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """`path` holds the old text or the new one, never half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
