@@ -23,20 +23,17 @@ worse.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
 from avloc.config import ModelConfig
 from avloc.model import AVLocModel, cross_attention_efficient, cross_attention_explicit
+from avloc.profiling import cpu_peak_bytes
 
 MiB = 2**20
 
@@ -44,28 +41,6 @@ MiB = 2**20
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cpu_peak_bytes(fn: Callable[[], object]) -> int:
-    """Peak bytes allocated by fn on the CPU (frees of its own blocks subtracted)."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        events = json.loads(path.read_text())["traceEvents"]
-    mem = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
-    live: dict[int, int] = {}
-    current = peak = 0
-    for e in mem:
-        addr, size = e["args"]["Addr"], e["args"]["Bytes"]
-        if size > 0:
-            live[addr] = size
-            current += size
-        elif addr in live:
-            current -= live.pop(addr)
-        peak = max(peak, current)
-    return peak
 
 
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:

@@ -7,13 +7,8 @@ must match what torch's own FLOP counter sees.
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 import pytest
 import torch
-from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from avloc.config import ModelConfig
@@ -24,33 +19,11 @@ from avloc.model import (
     cross_attention_efficient,
     cross_attention_explicit,
 )
+from avloc.profiling import cpu_peak_bytes
 
 
 def padding_mask(lengths: list[int], L: int) -> torch.Tensor:
     return torch.arange(L)[None] < torch.tensor(lengths)[:, None]  # (B, L)
-
-
-def peak_allocated_bytes(fn) -> int:
-    """Peak CPU bytes allocated by `fn` (freed blocks subtracted), from the profiler's
-    allocation events: exact and independent of timing or of other processes."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        events = json.loads(path.read_text())["traceEvents"]
-    mem = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
-    live: dict[int, int] = {}
-    current = peak = 0
-    for e in mem:
-        addr, size = e["args"]["Addr"], e["args"]["Bytes"]
-        if size > 0:
-            live[addr] = size
-            current += size
-        elif addr in live:  # blocks allocated before the window do not count
-            current -= live.pop(addr)
-        peak = max(peak, current)
-    return peak
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -139,8 +112,8 @@ def test_efficient_attention_never_allocates_an_L_by_L_matrix(train):
             if train:
                 out.sum().backward()
 
-    efficient = peak_allocated_bytes(lambda: run(cross_attention_efficient))
-    explicit = peak_allocated_bytes(lambda: run(lambda *a: cross_attention_explicit(*a)[0]))
+    efficient = cpu_peak_bytes(lambda: run(cross_attention_efficient))
+    explicit = cpu_peak_bytes(lambda: run(lambda *a: cross_attention_explicit(*a)[0]))
     assert explicit >= matrix
     assert efficient < matrix / 4, f"{efficient / matrix:.2f} of an L x L matrix"
 
