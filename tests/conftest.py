@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AVLOC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -34,3 +35,13 @@ def anet_dir() -> Path:
 def real_video() -> Path:
     """A real 10-second AudioSet clip (speech and a dog)."""
     return _shared("video") / "BjCEufrlXm4.mp4"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules with tiny network inputs: one thread is as fast and avoids OpenMP barrier
+    stalls (10x slowdowns) when other processes share the cores, as on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,15 +14,7 @@ from avloc.extract.nets import VGGish, resnet152
 from avloc.extract.visual import ResNet152Backend
 from avloc.extract.weights import WEIGHTS_ENV
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These inputs are tiny: one thread is as fast and avoids OpenMP barrier stalls (10x
-    slowdowns) when other processes share the cores, as on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

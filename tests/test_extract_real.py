@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from avloc.extract._deps import package_dir
 
@@ -31,14 +30,7 @@ DOG_OR_SPEECH = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These inputs are tiny: one thread is as fast and avoids OpenMP barrier stalls (10x
-    slowdowns) when other processes share the cores, as on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
