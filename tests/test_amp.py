@@ -1,7 +1,7 @@
 """The GPU training paths, exercised on the CPU: bf16 autocast, deferred non-finite
 checks with rollback, batches prepared by a helper thread.
 
-On CUDA the trainer checks for NaN/Inf every FINITE_CHECK_EVERY steps instead of after
+On CUDA the trainer checks for NaN/Inf every `train.finite_check_every` steps instead of after
 every step (each check waits for the device); a non-finite step must still be reported
 by step and batch, with the last good state saved, exactly as the per-step check does.
 """

@@ -90,6 +90,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     eval_every: int = 1  # epochs between validations
     checkpoint_every: int = 0  # also save last.pt every N steps inside an epoch (0 = per epoch)
+    finite_check_every: int = 50  # CUDA: steps between NaN/Inf checks (each one syncs); CPU: 1
     select_metric: str = "auto"  # accuracy (event) | average_mAP (action) | auto
     progress: bool = True
 

@@ -187,12 +187,6 @@ class ReplayCheckedSteps(Exception):
     """A deferred check found a non-finite step: replay from the last verified state."""
 
 
-# GPU: steps between non-finite checks. Each check waits for the device to finish (a
-# sync); checking every step would keep the GPU idle while Python prepares the next
-# step. A non-finite step is still reported exactly (see Trainer.verify). CPU: 1.
-FINITE_CHECK_EVERY = 50
-
-
 @contextmanager
 def stop_on_signals():
     """SIGINT/SIGTERM set a flag; the loop saves at the next batch and stops cleanly.
@@ -250,7 +244,9 @@ class Trainer:
         cuda = device.type == "cuda"
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="avloc-batch") if cuda else None
         self.ahead: dict[tuple[int, int], Future] = {}
-        self.check_every = FINITE_CHECK_EVERY if cuda else 1
+        # GPU: each check waits for the device (a sync); a non-finite step is still
+        # reported exactly (see verify). CPU: every step, which costs nothing there.
+        self.check_every = max(1, cfg.train.finite_check_every) if cuda else 1
         self.strict = self.check_every == 1
         self.bad: torch.Tensor | None = None  # some step since the last verify was non-finite
         self.verified: dict[str, Any] | None = None  # the state at the last verify
