@@ -26,12 +26,7 @@ TINY = ["data.synth_videos=40", "data.synth_background_videos=8", "model.d_x=32"
         "train.batch_size=8", "train.epochs=2", "train.eval_every=100", "train.progress=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread
 
 
 def fit(tmp_path, name, overrides=(), check_every=1, threaded=False, poison=None):

@@ -32,13 +32,7 @@ TINY = ["data.synth_videos=48", "data.synth_background_videos=0", "data.synth_cl
         "train.epochs=2", "train.eval_every=100", "train.progress=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread (and torchrun gives each process one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread
 
 
 def videos(n: int, classes: int = 3) -> list[Video]:

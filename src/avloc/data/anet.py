@@ -66,13 +66,13 @@ class AnetVideo:
     segments: list[Segment] = field(default_factory=list)
 
 
-def _text(x: Any) -> str:
+def _text(x: Any, where: str) -> str:
     """The .npy files hold bytes (Python 2 pickles); decode to str."""
     if isinstance(x, (bytes, np.bytes_)):
         try:
             return bytes(x).decode("utf-8")
         except UnicodeDecodeError:
-            raise AvlocError(f"text {bytes(x)[:40]!r} is not UTF-8") from None
+            raise AvlocError(f"{where}: text {bytes(x)[:40]!r} is not UTF-8") from None
     return str(x)
 
 
@@ -121,38 +121,33 @@ def read_anet12_annotations(
     """Classes and checked per-video annotations (no features needed, e.g. for GT export)."""
     adir = annotation_dir(root)
     a = _annotation_arrays(adir)
-    try:
-        return _parse_annotations(adir, a, snippet_seconds)
-    except AvlocError as e:
-        if str(e).startswith("text "):  # from _text, which does not know the file
-            raise AvlocError(f"{adir}: annotation {e}") from None
-        raise
+    return _parse_annotations(adir, a, snippet_seconds)
 
 
 def _parse_annotations(
     adir: Path, a: dict[str, np.ndarray], snippet_seconds: float
 ) -> tuple[list[str], list[AnetVideo]]:
-    classes = [_text(c) for c in a["classlist"].reshape(-1)]
+    classes = [_text(c, str(adir / "classlist.npy")) for c in a["classlist"].reshape(-1)]
     check_unique(classes, str(adir / "classlist.npy"), what="class")
     class_set = set(classes)
     files = {name: str(adir / f"{name}.npy") for name in ("segments", "subset", "duration")}
     videos = []
     for i in range(len(a["videoname"])):
-        name = _text(a["videoname"][i])
+        name = _text(a["videoname"][i], str(adir / "videoname.npy"))
         where = f"{files['segments']}: video {name}"
-        subset = _text(a["subset"][i])
+        subset = _text(a["subset"][i], files["subset"])
         if subset not in SUBSETS:
             raise AvlocError(
                 f"{files['subset']}: video {name}: subset {subset!r} "
                 "(expected training or validation)"
             )
         duration = check_duration(a["duration"][i], f"{files['duration']}: video {name}")
-        segs, labs = list(a["segments"][i]), [_text(x) for x in a["labels"][i]]
+        segs, labs = list(a["segments"][i]), [_text(x, where) for x in a["labels"][i]]
         if len(segs) != len(labs):
             raise AvlocError(f"{where}: {len(segs)} segments but {len(labs)} labels in labels.npy")
         segments = [_segment(seg, lab, duration, class_set, snippet_seconds, where)
                     for seg, lab in zip(segs, labs, strict=True)]
-        url = _text(a["url"][i])
+        url = _text(a["url"][i], str(adir / "url.npy"))
         videos.append(AnetVideo(i, _video_id(name, url), name, subset, duration, url, segments))
     check_unique([v.name for v in videos], str(adir / "videoname.npy"))
     check_unique([v.vid for v in videos], str(adir / "url.npy"))
