@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -163,3 +167,15 @@ def test_xavier_init_and_zero_bias():
     bound = (6 / (32 + 64)) ** 0.5
     assert model.f_u.weight.abs().max() <= bound
     assert torch.all(model.f_u.bias == 0)
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("0", "0")])
+def test_importing_avloc_puts_large_tensors_on_huge_pages_unless_told_not_to(preset, expected):
+    """THP_MEM_ALLOC_ENABLE (read by torch at its first allocation) defaults to 1."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if preset is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = preset
+    code = "import os, avloc; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == expected
