@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from avloc.config import LossConfig
+from avloc.data.base import Video
+from avloc.data.batching import collate
 from avloc.losses import (
     casl_loss,
     foreground_continuity_loss,
@@ -113,6 +116,27 @@ def test_casl_matches_naive():
     feat = torch.randn(4, 8, 10, dtype=torch.float64)
     got = casl_loss(feat, h, mask, labels, 0.5)
     assert got.item() == pytest.approx(naive_casl(feat, h, mask, labels, 0.5), rel=1e-9)
+
+
+def test_casl_on_the_shared_classes_only_is_the_same_loss_and_gradient():
+    """What the trainer passes (Batch.casl_classes, from collate) changes the cost only."""
+    _, _, h, mask, labels = random_batch([6, 8, 5, 7])
+    labels = with_labels(labels, [[0, 2], [0, 1], [2, 3], [3]])
+    videos = [Video(f"v{i}", np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32),
+                    labels[i].numpy().astype(np.float32)) for i in range(4)]
+    shared = collate(videos).casl_classes
+    assert shared.tolist() == [0, 2, 3]  # class 1: one video only
+    base = torch.randn(4, 8, 10, dtype=torch.float64)
+    losses, grads = [], []
+    for classes in (None, shared):
+        feat = base.clone().requires_grad_()
+        losses.append(casl_loss(feat, h, mask, labels, 0.5, classes))
+        grads.append(torch.autograd.grad(losses[-1], feat)[0])
+    torch.testing.assert_close(losses[0], losses[1])
+    torch.testing.assert_close(grads[0], grads[1])
+    none = casl_loss(torch.randn(4, 8, 10, dtype=torch.float64), h, mask, labels, 0.5,
+                     torch.zeros(0, dtype=torch.long))
+    assert none.item() == 0.0
 
 
 def test_casl_is_zero_without_shared_classes():

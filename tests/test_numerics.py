@@ -270,8 +270,8 @@ def test_nonfinite_gradient_with_finite_loss_stops_before_the_weights_change(
     calls = {"n": 0}
     original = tr.total_loss
 
-    def poisoned(out, mask, labels, loss_cfg):
-        loss, parts = original(out, mask, labels, loss_cfg)
+    def poisoned(out, mask, labels, loss_cfg, *rest):
+        loss, parts = original(out, mask, labels, loss_cfg, *rest)
         calls["n"] += 1
         if calls["n"] == 3:
             loss = loss + torch.sqrt((out["mu"] * 0).sum())  # + 0, with gradient NaN

@@ -86,7 +86,7 @@ def mil_loss(
 
 def casl_loss(
     feat: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-    margin: float,
+    margin: float, classes: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L_cas (W-TALC): videos sharing a class have similar high-attention features.
 
@@ -97,7 +97,13 @@ def casl_loss(
       0.5 * (max(0, d(H_m, H_n) - d(H_m, L_n) + margin)
              + max(0, d(H_m, H_n) - d(L_m, H_n) + margin)).
     The mean over all such (m, n, c); 0 when no two videos share a class.
+
+    `classes` (K,), optional: score only these; a class fewer than two videos hold adds
+    no pair, so passing the shared ones (Batch.casl_classes) gives the same loss with
+    K instead of C class features (C = 100 on ActivityNet; K is a handful per batch).
     """
+    if classes is not None:
+        scores, labels = scores[..., classes], labels[:, classes]  # (B, L, K), (B, K)
     lengths = mask.sum(1).float()  # (B,)
     att = scores.masked_fill(~mask[..., None], NEG_INF).softmax(dim=1)  # (B, L, C)
     att = att.nan_to_num(0.0)  # a fully padded row cannot occur, but stay finite
@@ -191,14 +197,18 @@ def pseudo_localization_loss(
 
 
 def total_loss(
-    out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig
+    out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
+    casl_classes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
-    """Eq. 10: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu. A weight of 0 skips a term."""
+    """Eq. 10: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu. A weight of 0 skips a term.
+
+    casl_classes: optional, see casl_loss (the same value, cheaper)."""
     log_p = out["log_p"]
     parts: dict[str, torch.Tensor] = {"mil": mil_loss(log_p, mask, labels, cfg)}
     if cfg.alpha:
         scores = log_p[..., 1:] if cfg.casl_scores == "prob" else out["h"]
-        parts["cas"] = casl_loss(out["feat"], scores, mask, labels, cfg.casl_margin)
+        parts["cas"] = casl_loss(out["feat"], scores, mask, labels, cfg.casl_margin,
+                                 casl_classes)
     if cfg.beta:
         parts["cont"] = foreground_continuity_loss(log_p, out["mu"], mask, labels, cfg)
     if cfg.gamma:

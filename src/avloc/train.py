@@ -368,8 +368,7 @@ class Trainer:
         crops = [np.random.default_rng([self.cfg.train.seed, epoch, int(i)]) for i in mine]
         batch = collate([videos[i] for i in mine], self.cfg.data.max_seqlen, crops)
         if self.device.type == "cuda":
-            batch = Batch(*(t.pin_memory() for t in
-                            (batch.audio, batch.visual, batch.mask, batch.labels)))
+            batch = batch.map(torch.Tensor.pin_memory)
         return batch
 
     def prefetch(self, epoch: int, index: int, batches: list[list[np.ndarray]]) -> None:
@@ -389,7 +388,7 @@ class Trainer:
         with self.rank_dropout(), amp:
             out = self.net(batch.audio, batch.visual, batch.mask)
         out = {k: v.float() for k, v in out.items()}
-        loss, parts = total_loss(out, batch.mask, batch.labels, cfg.loss)
+        loss, parts = total_loss(out, batch.mask, batch.labels, cfg.loss, batch.casl_classes)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         self.check_finite(loss, epoch, index, [videos[i].vid for i in mine])

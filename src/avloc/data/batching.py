@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -24,11 +24,16 @@ class Batch:
     visual: torch.Tensor  # (B, L, D_v)
     mask: torch.Tensor  # (B, L) bool, True on real snippets
     labels: torch.Tensor  # (B, C) video-level multi-hot; the only supervision
+    # (K,) the classes two or more of these videos hold: the only ones CASL can score,
+    # known here on the host, so the loss selects them without a device sync
+    casl_classes: torch.Tensor
 
     def to(self, device: torch.device | str) -> Batch:
         nb = torch.device(device).type == "cuda"
-        return Batch(*(t.to(device, non_blocking=nb) for t in
-                       (self.audio, self.visual, self.mask, self.labels)))
+        return self.map(lambda t: t.to(device, non_blocking=nb))
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        return Batch(*(fn(getattr(self, f.name)) for f in fields(self)))
 
 
 class PairBatchSampler:
@@ -108,5 +113,6 @@ def collate(
         audio[i, :n] = torch.from_numpy(v.audio[w])
         visual[i, :n] = torch.from_numpy(v.visual[w])
         mask[i, :n] = True
-    labels = torch.from_numpy(np.stack([v.labels for v in videos])).float()
-    return Batch(audio, visual, mask, labels)
+    labels = np.stack([v.labels for v in videos])
+    shared = torch.from_numpy(np.flatnonzero((labels > 0).sum(0) >= 2))
+    return Batch(audio, visual, mask, torch.from_numpy(labels).float(), shared)
