@@ -1,7 +1,7 @@
 """One training step (forward + losses + backward + Adam) at AVE and ActivityNet shapes.
 
     .venv/bin/python benchmarks/bench_train_step.py [--shape ave anet] [--device cpu|cuda]
-        [--steps 3] [--amp] [--compile] [--attention efficient|explicit]
+        [--steps 5] [--amp] [--compile] [--attention efficient [explicit]]
 
 Runs the real `Trainer.train_step` (batch assembly from in-memory features, bf16
 autocast when --amp, the non-finite check, the optimizer step) of the paper's 2-stage
@@ -11,15 +11,22 @@ model (d_x 1024, open-max, all four losses, 3 CASL pairs per batch) on random fe
     anet  B = 30, L = 374, VGGish audio 128, I3D visual 2048,       100 classes
 
 FLOP utilisation = the model's counted FLOPs per second (avloc.model.count_flops,
-forward + backward matmuls) / the dense matmul FLOP/s measured in the same run on the
-same device and dtype (the best of square matmuls run before and after the steps).
-Time per step is the best of --steps after one warm-up step (two with --compile).
+forward + backward matmuls) / the dense matmul FLOP/s on the same device and dtype,
+measured (best of 3 square matmuls) just before each step, so that a machine whose
+speed drifts (shared, throttled) compares like with like. Printed: the median and best
+of these per-step ratios over --steps steps after one warm-up step (two with --compile).
 Target on CPU at the ActivityNet shape: at least 50 % of matmul throughput.
+
+Several --attention forms are measured one after the other in the same run. The first
+line says whether large CPU tensors sit on transparent huge pages (THP_MEM_ALLOC_ENABLE,
+which avloc sets to 1 unless the environment says otherwise; bench_huge_pages.py
+measures the difference).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -78,42 +85,48 @@ def random_dataset(B: int, L: int, da: int, dv: int, C: int) -> Dataset:
 
 
 def bench_shape(
-    shape: str, args: argparse.Namespace, device: torch.device, out: Path
-) -> tuple[float, float, float]:
-    """(wall seconds per step, CPU seconds per step, model FLOPs per step)."""
+    shape: str, attention: str, args: argparse.Namespace, device: torch.device, out: Path,
+    reference=None,
+) -> dict[str, np.ndarray | float]:
+    """Step times (wall, CPU) and model FLOPs per step; with `reference` (a function giving
+    matmul FLOP/s per wall and per CPU second), the reference measured just before each
+    step, so that each step's utilisation compares two measurements taken together."""
     B, L, da, dv, C = SHAPES[shape]
     cfg = Config()
-    cfg.model.d_x, cfg.model.stages, cfg.model.attention = 1024, 2, args.attention
+    cfg.model.d_x, cfg.model.stages, cfg.model.attention = 1024, 2, attention
     cfg.train.batch_size, cfg.train.similar_pairs = B, 3
     cfg.train.amp, cfg.train.compile, cfg.train.progress = args.amp, args.compile, False
     cfg.data.max_seqlen = max(L, cfg.data.max_seqlen)
-    trainer = Trainer(cfg, random_dataset(B, L, da, dv, C), out / shape, device, Dist())
+    trainer = Trainer(cfg, random_dataset(B, L, da, dv, C), out / f"{shape}-{attention}",
+                      device, Dist())
     groups = [np.arange(B)]
-    times, cpu = [], []
-    for step in range(args.steps + (2 if args.compile else 1)):
+    warm = 2 if args.compile else 1
+    rows = []  # (wall s, CPU s, reference FLOP/s wall, reference FLOP/s CPU)
+    for step in range(args.steps + warm):
+        ref = reference() if reference is not None and step >= warm else (np.nan, np.nan)
         sync(device)
         w0, c0 = time.perf_counter(), time.process_time()
         parts = trainer.train_step(0, step, groups)
         sync(device)
-        times.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    warm = 2 if args.compile else 1
+        rows.append((time.perf_counter() - w0, time.process_time() - c0, *ref))
     assert all(torch.isfinite(v).all() for v in parts.values())
+    wall, cpu, ref_wall, ref_cpu = np.array(rows[warm:]).T
     flops = B * count_flops(cfg.model, da, dv, C, L, backward=True)
-    print(f"  {shape}: B = {B}, L = {L}: {flops / 1e9:.1f} GFLOP per step; step time best "
-          f"{min(times[warm:]):.3f} s, mean {np.mean(times[warm:]):.3f} s "
-          f"(CPU time best {min(cpu[warm:]):.3f} s); first step {times[0]:.3f} s")
-    return min(times[warm:]), min(cpu[warm:]), flops
+    print(f"  {shape}, {attention}: B = {B}, L = {L}: {flops / 1e9:.1f} GFLOP per step; "
+          f"step time best {wall.min():.3f} s, median {np.median(wall):.3f} s (CPU time best "
+          f"{cpu.min():.3f} s); first step {rows[0][0]:.3f} s")
+    return {"wall": wall, "cpu": cpu, "ref_wall": ref_wall, "ref_cpu": ref_cpu, "flops": flops}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", nargs="+", default=["ave", "anet"], choices=list(SHAPES))
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per shape")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per shape")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast (train.amp=true)")
     ap.add_argument("--compile", action="store_true", help="torch.compile (train.compile=true)")
-    ap.add_argument("--attention", default="efficient", choices=["efficient", "explicit"])
+    ap.add_argument("--attention", nargs="+", default=["efficient"],
+                    choices=["efficient", "explicit"], help="model.attention forms to measure")
     ap.add_argument("--matmul-size", type=int, default=0,
                     help="side of the reference matmul (default 2048 on CPU, 8192 on CUDA)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
@@ -126,28 +139,29 @@ def main() -> int:
     n = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     print(f"device {device} ({name or platform.machine()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads, amp = {args.amp}, compile = {args.compile}, "
-          f"attention = {args.attention}")
-    before = matmul_flops_per_s(device, dtype, n, 5)
+          f"THP_MEM_ALLOC_ENABLE = {os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+    print(f"reference: dense {n} x {n} matmul in {dtype}, best of 3, measured before each step")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.shape:
-            results[shape] = bench_shape(shape, args, device, Path(tmp))
-    after = matmul_flops_per_s(device, dtype, n, 5)
-    peak, peak_cpu = max(before[0], after[0]), max(before[1], after[1])
-    print(f"  dense {n} x {n} matmul, {dtype}: {peak / 1e9:.1f} GFLOP/s per wall second, "
-          f"{peak_cpu / 1e9:.1f} per CPU second (best, same run)")
-    for shape, (wall, cpu, flops) in results.items():
-        line = (f"  {shape}: {flops / wall / 1e9:.1f} GFLOP/s = "
-                f"{100 * flops / wall / peak:.1f} % of matmul throughput (wall time)")
+            for attention in args.attention:
+                results[shape, attention] = bench_shape(
+                    shape, attention, args, device, Path(tmp),
+                    reference=lambda: matmul_flops_per_s(device, dtype, n, 3))
+    verdict = {True: "met", False: "NOT met"}
+    for (shape, attention), r in results.items():
+        util = r["flops"] / r["wall"] / r["ref_wall"]  # per step, against its own reference
+        line = (f"  {shape}, {attention}: {r['flops'] / np.median(r['wall']) / 1e9:.1f} GFLOP/s "
+                f"(median step), matmul {np.median(r['ref_wall']) / 1e9:.1f} GFLOP/s; "
+                f"utilisation median {100 * np.median(util):.1f} %, best {100 * util.max():.1f} % "
+                f"(wall time)")
         if device.type == "cpu":  # CPU time: what a machine shared with others inflates less
-            line += f"; {100 * flops / cpu / peak_cpu:.1f} % (CPU time)"
+            util_cpu = r["flops"] / r["cpu"] / r["ref_cpu"]
+            line += f"; median {100 * np.median(util_cpu):.1f} % (CPU time)"
         print(line)
-    if "anet" in results and device.type == "cpu":
-        wall, cpu, flops = results["anet"]
-        verdict = {True: "met", False: "NOT met"}
-        print(f"target (CPU, ActivityNet shape, >= 50 % of matmul throughput): "
-              f"{verdict[flops / wall >= 0.5 * peak]} (wall time), "
-              f"{verdict[flops / cpu >= 0.5 * peak_cpu]} (CPU time)")
+        if shape == "anet" and device.type == "cpu":
+            print(f"  target (CPU, ActivityNet shape, median >= 50 % of matmul throughput): "
+                  f"{verdict[bool(np.median(util) >= 0.5)]}")
     return 0
 
 
