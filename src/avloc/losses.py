@@ -107,9 +107,10 @@ def casl_loss(
     lengths = mask.sum(1).float()  # (B,)
     att = scores.masked_fill(~mask[..., None], NEG_INF).softmax(dim=1)  # (B, L, C)
     att = att.nan_to_num(0.0)  # a fully padded row cannot occur, but stay finite
-    high = torch.einsum("blc,blf->bcf", att, feat)  # (B, C, F)
-    rest = (1 - att) * mask[..., None]  # (B, L, C)
-    low = torch.einsum("blc,blf->bcf", rest, feat) / (lengths - 1).clamp(min=1)[:, None, None]
+    rest = (1 - att) * mask[..., None] / (lengths - 1).clamp(min=1)[:, None, None]  # (B, L, C)
+    # H and L in one product: feat's gradient, (B, L, F), is then written once, not twice
+    weights = torch.cat([att, rest], dim=-1)  # (B, L, 2C)
+    high, low = torch.einsum("blk,blf->bkf", weights, feat).chunk(2, dim=1)  # (B, C, F) each
     hn, ln = F.normalize(high, dim=-1, eps=EPS), F.normalize(low, dim=-1, eps=EPS)
     d_hh = 1 - torch.einsum("mcf,ncf->cmn", hn, hn)  # (C, B, B) d(H_m, H_n)
     d_hl = 1 - torch.einsum("mcf,ncf->cmn", hn, ln)  # (C, B, B) d(H_m, L_n)
