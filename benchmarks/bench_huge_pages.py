@@ -62,8 +62,8 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="off/on pairs of child processes")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in each child")
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per child")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

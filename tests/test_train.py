@@ -129,6 +129,31 @@ def test_bad_input_is_one_line_error_without_output(args, message, tmp_path, cap
     assert not (tmp_path / "r").exists()
 
 
+def test_resume_finds_the_runs_dataset_folder_without_data(tmp_path, capsys):
+    """`--resume RUN` alone trains on the folder the run started on; a moved folder is a
+    one-line error that says so; --data still overrides."""
+    from avloc.data.convert import convert_to_generic
+
+    cfg = load_config("demo", ["data.synth_videos=40", "data.synth_background_videos=4"])
+    convert_to_generic(load_dataset(cfg.data, None), tmp_path / "data")
+    out = tmp_path / "run"
+    args = ["train", "--config", "demo", "--data", "data", "--out", str(out),
+            "data.format=generic", "model.d_x=16", "train.epochs=1", "train.progress=false"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # a relative --data is remembered as an absolute path
+        assert main(args) == 0
+    assert (out / "data.txt").read_text().strip() == str(tmp_path / "data")
+    (out / "metrics.json").unlink()
+    assert main(["train", "--resume", str(out)]) == 0
+    assert (out / "metrics.json").exists()
+    (tmp_path / "data").rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no longer exists" in err[0] and "--data" in err[0]
+    assert main(["train", "--resume", str(out), "--data", str(tmp_path / "moved")]) == 0
+
+
 def test_training_into_an_existing_run_is_refused(trained, capsys):
     out, _, _ = trained
     assert main(["train", "--config", "demo", "--out", str(out)]) == 1

@@ -15,7 +15,7 @@ EPILOG = """examples:
   avloc demo                                        # train + compare on the embedded data
   avloc train --config ave --data AVE_DIR --out runs/ave
   avloc train --config ave --data AVE_DIR --out runs/ave1 model.stages=1 loss.gamma=0
-  avloc train --resume runs/ave --data AVE_DIR      # continue an interrupted run
+  avloc train --resume runs/ave                     # continue an interrupted run
   avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
 presets: ave, anet12, demo (or a YAML file); settings are SECTION.NAME=VALUE
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="ave", help="preset name (ave, anet12, demo) or YAML path")
     p.add_argument("--data", help="dataset folder (not needed for data.format=synthetic; "
-                   "give it again with --resume)")
+                   "--resume uses the run's own unless --data names another)")
     p.add_argument("--out", help="run folder to create")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

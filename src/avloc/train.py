@@ -600,6 +600,24 @@ def read_run_config(out: Path) -> Config:
 
 
 RUN_FILES = ("config.yaml", "last.pt", "last.pt.prev", "best.pt", "metrics.json")
+DATA_FILE = "data.txt"  # the dataset folder a run trains on, so that --resume needs no --data
+
+
+def remember_data_root(out: Path, data_root: str | Path | None) -> None:
+    if data_root is not None:
+        write_text_atomic(out / DATA_FILE, f"{Path(data_root).resolve()}\n")
+
+
+def remembered_data_root(out: Path) -> Path | None:
+    """The dataset folder the run in `out` was started on; None for generated data."""
+    saved = out / DATA_FILE
+    if not saved.is_file():
+        return None
+    root = Path(saved.read_text().strip())
+    if not root.exists():
+        raise AvlocError(f"{saved}: the run's dataset folder {root} no longer exists; "
+                         "give its new place with --data")
+    return root
 
 
 @contextmanager
@@ -647,13 +665,15 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) one run in `out`; returns the metrics written to metrics.json.
 
-    With resume the settings come from `out/config.yaml` (`cfg` is ignored). Nothing is
+    With resume the settings come from `out/config.yaml` (`cfg` is ignored), and the data
+    from the folder the run started on unless `data_root` names another. Nothing is
     written before the data and the model are known to be good, so a bad input leaves
     no half-made run folder behind.
     """
     out = Path(out)
     if resume:
         cfg = read_run_config(out)
+        data_root = data_root if data_root is not None else remembered_data_root(out)
     d, device = setup_distributed(cfg.train.device)
     if not resume and any((out / name).exists() for name in RUN_FILES):
         raise AvlocError(f"{out}: already holds a run; use --resume {out} or another --out")
@@ -665,6 +685,7 @@ def train(
     with run_lock(out, d.main):
         if d.main and not resume:
             write_config(cfg, out)
+            remember_data_root(out, data_root)
         if resume and not trainer.restore():
             print(f"avloc: {out} has no checkpoint yet; starting from the beginning", flush=True)
         try:
