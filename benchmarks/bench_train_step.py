@@ -31,6 +31,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,7 @@ def random_dataset(B: int, L: int, da: int, dv: int, C: int) -> Dataset:
 
 def bench_shape(
     shape: str, attention: str, args: argparse.Namespace, device: torch.device, out: Path,
-    reference=None,
+    reference: Callable[[], tuple[float, float]] | None = None,
 ) -> dict[str, np.ndarray | float]:
     """Step times (wall, CPU) and model FLOPs per step; with `reference` (a function giving
     matmul FLOP/s per wall and per CPU second), the reference measured just before each
