@@ -112,12 +112,25 @@ class LocalizeConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How detections are scored (docs/evaluation.md)."""
+
+    # tIoU thresholds: START:STOP:STEP (STOP included) or a comma list. ActivityNet
+    # 0.5:0.95:0.05 (official); THUMOS'14 papers print 0.1:0.7:0.1
+    tiou: str = "0.5:0.95:0.05"
+    # equal scores and equal tIoU: ordered as the official code orders them (NumPy's
+    # default argsort, reversed) | stable (file order; the same on every machine)
+    ties: str = "official"
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +144,7 @@ CHOICES = {
     "loss.casl_scores": ("prob", "logit"),
     "train.select_metric": ("auto", "accuracy", "average_mAP"),
     "localize.class_filter": ("mean", "none"),
+    "eval.ties": ("official", "stable"),
 }
 
 
@@ -165,6 +179,9 @@ def validate(cfg: Config) -> Config:
         raise AvlocError(f"setting loss.topk_divisor={lo.topk_divisor}: must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
         raise AvlocError("setting train.batch_size / train.epochs: must be positive")
+    from avloc.metrics import parse_tiou
+
+    parse_tiou(cfg.eval.tiou)
     return cfg
 
 
@@ -204,6 +221,8 @@ def _set(cfg: Config, key: str, value: Any, source: str) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     else:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # e.g. eval.tiou=0.5, which YAML reads as a number
         ok = isinstance(value, str)
     if not ok:
         raise AvlocError(
