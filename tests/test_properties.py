@@ -905,7 +905,8 @@ def test_deeply_nested_json_is_the_clean_error(tmp_path, reader):
 
 def test_cli_score_of_a_corrupt_file_is_one_line(tmp_path, capsys):
     gt = write_json(tmp_path / "gt.json", {"database": {"v": {
-        "duration": 5.0, "annotations": [{"segment": [1, 2], "label": "a"}]}}})
+        "subset": "validation", "duration": 5.0,
+        "annotations": [{"segment": [1, 2], "label": "a"}]}}})
     (tmp_path / "pred.json").write_text('{"results": {"v": [{"label": "a", "segm')
     assert main(["score", str(gt), str(tmp_path / "pred.json")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -11,14 +11,19 @@ This module turns both into flat column arrays (`GroundTruth`, `Predictions`) th
 avloc.metrics scores, and checks them on the way in: every problem is one AvlocError
 line naming the file, the video / entry and what is wrong.
 
-Deliberate differences from the official reader (ActivityNet Evaluation/eval_detection.py):
-- Ground-truth segments with end == start are kept (the real ActivityNet 1.2 validation set
-  has three [0, 0] instances; the official code counts them as positives nothing can match).
-  end < start is an error. Predictions need end > start.
-- Segments may exceed [0, duration] by at most `TOLERANCE_S` (annotations overshoot the
-  duration by up to 0.35 s in ActivityNet 1.2).
-- "version" / "external_data" are optional in results files; duplicate keys are errors
-  (json would silently keep the last one).
+What the official reader (ActivityNet Evaluation/eval_detection.py) accepts is accepted
+here, with the same meaning:
+- segments with end == start, in the ground truth (the real ActivityNet 1.2 validation set
+  has three [0, 0] instances) and in results (the official code scores them: their tIoU is
+  0, or NaN against a zero-length instance at the same time, see avloc.metrics);
+- results for videos outside the scored subset (kept: the official code counts them as
+  false positives);
+- integer scores (kept as int64, as the official pandas column holds them, because the
+  ranking of equal scores is done by NumPy's default sort of that column).
+Segments outside [0, duration] are scored as they are, as there, and counted
+(`beyond_duration`). Stricter, as one-line errors naming the file, video and entry:
+end < start, non-finite times or scores, missing keys, and duplicate keys (json would
+silently keep the last one). "version" / "external_data" are optional in results files.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class GroundTruth:
     segment: np.ndarray  # (N, 2) float64: [start, end] seconds
     label: np.ndarray  # (N,) object: class name
     source: str = "ground truth"  # file name, for messages
+    subset: str | None = None  # the subset scored; None: every video of the source
+    other_videos: frozenset[str] = frozenset()  # videos of the source in other subsets
 
     @property
     def classes(self) -> list[str]:
@@ -57,12 +64,13 @@ class GroundTruth:
 
 @dataclass
 class Predictions:
-    """Detections, one row per segment, in file order (the tie-break order for equal scores)."""
+    """Detections, one row per segment, in file order (videos in the file's order, then
+    each video's list): the order in which the official code ranks equal scores."""
 
     video: np.ndarray  # (P,) object
     segment: np.ndarray  # (P, 2) float64: [start, end] seconds
     label: np.ndarray  # (P,) object
-    score: np.ndarray  # (P,) float64
+    score: np.ndarray  # (P,) float64, or int64 when every score in the file is an integer
     source: str = "predictions"
 
 
@@ -106,21 +114,21 @@ def _segment(entry: Any, where: str) -> tuple[float, float]:
     return start, end
 
 
-def _check_bounds(start: float, end: float, duration: float, tol: float, where: str) -> None:
-    if start < -tol or end > duration + tol:
-        raise AvlocError(
-            f"{where}: segment [{start:g}, {end:g}] lies outside the video [0, {duration:g}] s"
-        )
+def beyond_duration(segment: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """(N, 2) segments, (N,) durations -> (N,) True where a segment reaches outside
+    [0, duration] by more than TOLERANCE_S. Such segments are scored as they are (the
+    official code never looks at durations) but counted: often a file in frames, or of
+    another dataset. (The real THUMOS'14 test annotations hold one, 17 s past its video.)"""
+    return (segment[:, 0] < -TOLERANCE_S) | (segment[:, 1] > duration + TOLERANCE_S)
 
 
-def parse_ground_truth(
-    data: Any, source: str, subset: str | None = None, tolerance: float = TOLERANCE_S
-) -> GroundTruth:
+def parse_ground_truth(data: Any, source: str, subset: str | None = None) -> GroundTruth:
     """Check and flatten a loaded ground-truth object; keep only videos of `subset` (None: all)."""
     database = _mapping(data, "database", source)
     durations: dict[str, float] = {}
     video, segment, label = [], [], []
     subsets_seen: set[str] = set()
+    others: set[str] = set()
     for vid, v in database.items():
         where = f"{source}: video {vid}"
         if not isinstance(v, dict):
@@ -132,6 +140,7 @@ def parse_ground_truth(
         if subset is not None:
             subsets_seen.add(str(v["subset"]))
             if v["subset"] != subset:
+                others.add(vid)
                 continue
         duration = v["duration"]
         if not _is_number(duration) or not math.isfinite(duration) or duration <= 0:
@@ -144,13 +153,13 @@ def parse_ground_truth(
             start, end = _segment(ann, at)
             if end < start:
                 raise AvlocError(f"{at}: segment end {end:g} is before its start {start:g}")
-            _check_bounds(start, end, float(duration), tolerance, at)
             video.append(vid)
             segment.append((start, end))
             label.append(ann["label"])
     if subset is not None and not durations:
         have = ", ".join(sorted(subsets_seen)) or "none"
-        raise AvlocError(f"{source}: no videos in subset {subset!r} (subsets present: {have})")
+        raise AvlocError(f"{source}: no videos in subset {subset!r} (subsets present: {have}; "
+                         "avloc score takes --subset NAME)")
     if not label:
         raise AvlocError(f"{source}: no ground-truth instances to evaluate")
     return GroundTruth(
@@ -159,6 +168,8 @@ def parse_ground_truth(
         segment=np.array(segment, dtype=np.float64).reshape(-1, 2),
         label=np.array(label, dtype=object),
         source=source,
+        subset=subset,
+        other_videos=frozenset(others),
     )
 
 
@@ -177,26 +188,33 @@ def parse_predictions(data: Any, source: str) -> Predictions:
             s = entry["score"]
             if not _is_number(s) or not math.isfinite(s):
                 raise AvlocError(f"{at}: score must be a finite number, got {s!r}")
-            if end <= start:
-                raise AvlocError(f"{at}: segment [{start:g}, {end:g}] has end <= start")
+            if end < start:
+                raise AvlocError(f"{at}: segment [{start:g}, {end:g}] ends before it starts")
             video.append(vid)
             segment.append((start, end))
             label.append(entry["label"])
-            score.append(float(s))
+            score.append(s)
     return Predictions(
         video=np.array(video, dtype=object),
         segment=np.array(segment, dtype=np.float64).reshape(-1, 2),
         label=np.array(label, dtype=object),
-        score=np.array(score, dtype=np.float64),
+        score=_score_column(score),
         source=source,
     )
 
 
-def read_ground_truth(
-    path: str | Path, subset: str | None = None, tolerance: float = TOLERANCE_S
-) -> GroundTruth:
+def _score_column(scores: list[int | float]) -> np.ndarray:
+    """The scores as the official evaluator's pandas column holds them: int64 when every
+    score is an integer that fits, float64 otherwise. (The dtype picks NumPy's sort kernel,
+    and so the order of equal scores.)"""
+    if scores and all(isinstance(s, int) and -(2**63) <= s < 2**63 for s in scores):
+        return np.array(scores, dtype=np.int64)
+    return np.array(scores, dtype=np.float64)
+
+
+def read_ground_truth(path: str | Path, subset: str | None = None) -> GroundTruth:
     """An ActivityNet ground-truth JSON file, restricted to `subset` (e.g. "validation")."""
-    return parse_ground_truth(load_json(path), str(path), subset, tolerance)
+    return parse_ground_truth(load_json(path), str(path), subset)
 
 
 def read_predictions(path: str | Path) -> Predictions:

@@ -86,9 +86,11 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     from avloc.io import write_json_atomic
-    from avloc.metrics import format_map_table, score_files
+    from avloc.metrics import format_map_table, format_scope, parse_tiou, score_files
 
-    metrics = score_files(args.gt, args.pred, args.subset)
+    metrics = score_files(args.gt, args.pred, args.subset, parse_tiou(args.tiou, "--tiou"),
+                          args.ties)
+    print(format_scope(metrics))
     print(format_map_table(metrics))
     if args.json:
         write_json_atomic(args.json, metrics)
@@ -203,12 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="ActivityNet detection mAP of any results JSON",
                        description="Score a results file (ActivityNet format: {version, results: "
-                       "{video: [{label, score, segment}]}}) against a ground-truth JSON with the "
-                       "official protocol: mAP at tIoU 0.5:0.05:0.95 and their average.")
+                       "{video: [{label, score, segment}]}}) against a ground-truth JSON exactly "
+                       "as the official ActivityNet evaluator does: one subset of the ground "
+                       "truth, every detection of the file (those on other videos are false "
+                       "positives), its ranking of equal scores; mAP at each tIoU and averages.")
     p.add_argument("gt", help="ground-truth JSON (e.g. from `avloc data export-gt`)")
     p.add_argument("pred", help="results JSON to score")
-    p.add_argument("--subset", help="score only ground-truth videos of this subset (validation)")
-    p.add_argument("--json", help="write the metrics here (mAP, average_mAP, per_class_AP)")
+    p.add_argument("--subset", default="validation",
+                   help="ground-truth subset to score (default validation, as the official "
+                   "evaluator; THUMOS'14 files: Test)")
+    p.add_argument("--tiou", default="0.5:0.95:0.05",
+                   help="tIoU thresholds, START:STOP:STEP or a comma list (default "
+                   "0.5:0.95:0.05, ActivityNet; THUMOS'14: 0.1:0.7:0.1)")
+    p.add_argument("--ties", default="official", choices=["official", "stable"],
+                   help="order of equal scores: official (NumPy's default sort, as the "
+                   "official code; may differ between machines) or stable (file order)")
+    p.add_argument("--json", help="write the metrics here (mAP, average_mAP, per_class_AP, ...)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("reproduce", help="the paper's ablation tables: variants x seeds, report",

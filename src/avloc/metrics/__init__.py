@@ -1,0 +1,42 @@
+"""Evaluation, one protocol per module, each as its official code computes it.
+
+- `ave`: AVE event localization, snippet accuracy pooled over videos (and the oracle);
+- `detection`: ActivityNet / THUMOS'14 detection mAP@tIoU (the official ActivityNet
+  evaluator's procedure, ties included).
+"""
+
+from avloc.anet_json import GroundTruth, Predictions, ground_truth_from_annotations
+from avloc.metrics.ave import oracle_accuracy, snippet_accuracy, video_event_class
+from avloc.metrics.detection import (
+    PAPER_RANGES,
+    TIOU,
+    detection_map,
+    format_map_table,
+    format_scope,
+    interpolated_ap,
+    parse_tiou,
+    range_averages,
+    rank_detections,
+    score_files,
+    segment_iou,
+)
+
+__all__ = [
+    "PAPER_RANGES",
+    "TIOU",
+    "GroundTruth",
+    "Predictions",
+    "detection_map",
+    "format_map_table",
+    "format_scope",
+    "ground_truth_from_annotations",
+    "interpolated_ap",
+    "oracle_accuracy",
+    "parse_tiou",
+    "range_averages",
+    "rank_detections",
+    "score_files",
+    "segment_iou",
+    "snippet_accuracy",
+    "video_event_class",
+]
