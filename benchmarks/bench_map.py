@@ -6,10 +6,10 @@ Ground truth: the real ActivityNet 1.2 validation subset (3582 instances, 100 cl
 2383 videos) from ../shared/data/activitynet12 (or $AVLOC_SHARED_DATA/activitynet12),
 or a synthetic one of the same size when that folder is absent. Predictions: seeded random
 detections, most of them near a ground-truth instance of their video (as a localizer's
-output is), scores rounded to 1e-3 so that ties occur. The loop below is the official
-algorithm (ActivityNet Evaluation/eval_detection.py, compute_average_precision_detection)
-written plainly, one prediction at a time, with the same documented tie rules; both must
-give bit-identical numbers. CPU time (time.process_time) is reported next to wall time
+output is), scores rounded to 1e-3 so that ties occur, 10 % on other videos or of other
+classes. The loop below is the official algorithm (ActivityNet Evaluation/eval_detection.py,
+compute_average_precision_detection) written plainly, one prediction at a time, with its
+NumPy sorts; both must give bit-identical numbers. CPU time (time.process_time) is reported next to wall time
 because it is not inflated when other processes share the machine.
 """
 
@@ -92,7 +92,7 @@ def random_predictions(gt: GroundTruth, n: int, rng: np.random.Generator) -> Pre
 
 
 def naive_ap(gt: GroundTruth, preds: Predictions, thresholds: np.ndarray) -> np.ndarray:
-    """(K, C): the official per-prediction loop, stable ties, ground truth grouped by video."""
+    """(K, C): the official per-prediction loop and sorts, ground truth grouped by video."""
     classes = gt.classes
     ap = np.zeros((len(thresholds), len(classes)))
     for ci, c in enumerate(classes):
@@ -100,10 +100,10 @@ def naive_ap(gt: GroundTruth, preds: Predictions, thresholds: np.ndarray) -> np.
         by_video: dict[str, list[int]] = {}
         for j, g in enumerate(gidx):
             by_video.setdefault(gt.video[g], []).append(j)
-        pidx = [i for i in np.nonzero(preds.label == c)[0] if preds.video[i] in gt.durations]
-        if not pidx:
+        pidx = np.nonzero(preds.label == c)[0]  # file order
+        if not len(pidx):
             continue
-        pidx = np.array(pidx)[np.argsort(-preds.score[pidx], kind="stable")]
+        pidx = pidx[preds.score[pidx].argsort()[::-1]]
         lock = -np.ones((len(thresholds), len(gidx)))
         tp = np.zeros((len(thresholds), len(pidx)))
         fp = np.zeros((len(thresholds), len(pidx)))
@@ -114,8 +114,9 @@ def naive_ap(gt: GroundTruth, preds: Predictions, thresholds: np.ndarray) -> np.
                 continue
             target, cand = preds.segment[p], gt.segment[gidx[mine]]
             inter = (np.minimum(target[1], cand[:, 1]) - np.maximum(target[0], cand[:, 0])).clip(0)
-            tiou = inter / ((cand[:, 1] - cand[:, 0]) + (target[1] - target[0]) - inter)
-            order = np.argsort(tiou, kind="stable")[::-1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tiou = inter / ((cand[:, 1] - cand[:, 0]) + (target[1] - target[0]) - inter)
+            order = tiou.argsort()[::-1]
             for t, thr in enumerate(thresholds):
                 for jdx in order:
                     if tiou[jdx] < thr:

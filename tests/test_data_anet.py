@@ -71,13 +71,15 @@ SMALL = {  # name: (subset, duration, url id, segments, labels)
 }
 
 
-def write_small_anet(root: Path, videos: dict = SMALL, subdir: bool = True) -> Path:
-    """A 4-video W-TALC directory (bytes strings, object arrays) with matching features."""
+def write_small_anet(root: Path, videos: dict = SMALL, subdir: bool = True,
+                     classes: tuple[str, ...] = ("Archery", "Bowling")) -> Path:
+    """A W-TALC directory (bytes strings, object arrays) with matching features; by
+    default 4 videos of 2 classes."""
     adir = root / ANNOTATION_DIR if subdir else root
     adir.mkdir(parents=True, exist_ok=True)
     names = list(videos)
     arrays = {
-        "classlist": np.array([b"Archery", b"Bowling"]),
+        "classlist": np.array([c.encode() for c in classes]),
         "subset": np.array([videos[n][0].encode() for n in names]),
         "videoname": np.array([n.encode() for n in names]),
         "duration": np.array([videos[n][1] for n in names]),
@@ -103,6 +105,30 @@ def real_anet(tmp_path: Path, anet_dir: Path) -> Path:
     durations = np.load(anet_dir / "duration.npy")
     write_features(tmp_path, durations)
     return tmp_path
+
+
+def test_training_when_the_held_out_split_lacks_classes(tmp_path: Path, capsys) -> None:
+    """600 training videos of 100 classes (6 a class): a 5 % held-out split cannot hold
+    every class. Validation scores the classes it holds, says so once, and training goes
+    on; the test split (one video of each of 40 classes) is scored the same way."""
+    from avloc.cli import main
+
+    classes = tuple(f"class {c:03d}" for c in range(100))
+    videos = {f"video_{c}_{k}": ("training", 6.4, f"T{c:03d}x{k}", [[1.0, 4.0]], [classes[c]])
+              for c in range(100) for k in range(6)}
+    videos |= {f"video_test_{c}": ("validation", 6.4, f"V{c:03d}", [[1.0, 4.0]], [classes[c]])
+               for c in range(40)}
+    write_small_anet(tmp_path / "data", videos, classes=classes)
+    run = tmp_path / "run"
+    assert main(["train", "--config", "anet12", "--data", str(tmp_path / "data"),
+                 "--out", str(run), "train.epochs=2", "model.d_x=16", "data.val_fraction=0.05",
+                 "train.progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("validation: 70 classes have no instance in this split") == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["val"]["per_class_AP"]) == 30 and metrics["val"]["subset"] == "val"
+    assert len(metrics["test"]["classes_without_instances"]) == 60
+    assert metrics["test"]["videos"] == 40 and metrics["test"]["instances"] == 40
 
 
 # ---------------------------------------------------------------- the real files
@@ -149,6 +175,26 @@ def test_holdout_is_seeded_and_stratified(real_anet: Path) -> None:
     group = Counter(int(np.flatnonzero(x)[0]) for x in labels)
     assert all(per_class[c] == round(0.1 * n) for c, n in group.items())  # stratified
     assert holdout(labels, 0.0, seed=0) == (list(range(4819)), [])
+    assert {int(np.flatnonzero(labels[i])[0]) for i in held} == set(range(100))
+
+
+def test_holdout_covers_every_class_with_two_videos_where_the_fraction_allows() -> None:
+    eye = np.eye(100, dtype=np.float32)
+    six_each = [eye[c] for c in range(100) for _ in range(6)]  # 600 videos of 100 classes
+    kept, held = holdout(six_each, 0.1, seed=3)
+    assert len(held) == 100 and {int(np.argmax(six_each[i])) for i in held} == set(range(100))
+    # class 2 only ever second: it has no group of its own, yet is held out once, and the
+    # video taking it is not the last training video of class 2
+    both = np.zeros(3, dtype=np.float32)
+    both[[0, 2]] = 1
+    labels = [eye[0, :3]] * 20 + [eye[1, :3]] * 20 + [both, both]
+    kept, held = holdout(labels, 0.1, seed=0)
+    assert len(held) == 4 and sum(labels[i][2] for i in held) == 1
+    assert sum(labels[i][2] for i in kept) == 1
+    # a budget smaller than the class count covers as many classes as it holds videos
+    held = holdout(six_each, 0.05, 0)[1]  # shares round to 0; 30 of 600 overall
+    assert len(held) == 30 and len({int(np.argmax(six_each[i])) for i in held}) == 30
+    assert len(holdout(six_each, 0.0008, seed=0)[1]) == 0
 
 
 def test_real_ground_truth_export(real_anet: Path, anet_dir: Path, tmp_path: Path) -> None:

@@ -616,3 +616,34 @@ def test_real_validation_ground_truth(anet_dir):
     # sums of recall steps such as 3 x 1/3 round to 1 - 1e-16, as in the official code
     short = {c for c, v in m["per_class_AP"].items() if v[0] < 1 - 1e-9}
     assert short == set(gt.label[~valid])
+
+
+# ---------------------------------------------------------------------------------------
+# the command line
+
+
+def test_cli_score_defaults_to_validation_and_takes_tiou_and_ties(tmp_path, capsys):
+    from avloc.cli import main
+
+    gt_path = _gt_file(tmp_path)
+    pred = _pred_file(tmp_path, {
+        "v_val1": [{"label": "Archery", "score": 0.9, "segment": [5.0, 20.0]}],
+        "v_train": [{"label": "Archery", "score": 0.95, "segment": [30.0, 40.0]}]})
+    out = tmp_path / "m.json"
+    assert main(["score", str(gt_path), str(pred), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "scored subset 'validation': 2 videos, 2 instances, 2 detections" in text
+    assert "1 detections on videos outside the scored videos (1 on other subsets" in text
+    assert json.loads(out.read_text())["average_mAP"] == 0.25
+    assert main(["score", str(gt_path), str(pred), "--tiou", "0.1:0.7:0.1", "--ties", "stable",
+                 "--json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert list(m["mAP"]) == ["0.10", "0.20", "0.30", "0.40", "0.50", "0.60", "0.70"]
+    assert set(m["average_mAP_ranges"]) == {"0.10:0.50", "0.30:0.70", "0.10:0.70"}
+    assert m["ties"] == "stable"
+    capsys.readouterr()
+    assert main(["score", str(gt_path), str(pred), "--tiou", "0.1:0.7:0.25"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("avloc: error: --tiou='0.1:0.7:0.25'")
+    assert main(["score", str(gt_path), str(pred), "--subset", "Test"]) == 1
+    assert "subsets present: training, validation" in capsys.readouterr().err

@@ -349,3 +349,17 @@ def test_demo_runs_through_the_grid_runner(tmp_path: Path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(avloc.train, "train", lambda *a, **k: calls.append(a))
     assert run_demo(tmp_path, tiny) == results and calls == []  # finished runs are kept
+
+
+def test_report_columns_follow_the_runs_thresholds():
+    from avloc.report.tables import ALL_TIOU, ANET_COLUMNS, metric_columns, metric_value
+
+    assert metric_columns("action", ALL_TIOU) == ANET_COLUMNS
+    thumos = [f"{t / 10:.2f}" for t in range(1, 8)]
+    cols = metric_columns("action", thumos)
+    assert [k for k, _ in cols] == ["0.30", "0.50", "0.70", "avg 0.10:0.50", "avg 0.30:0.70",
+                                    "average_mAP"]
+    assert cols[-1][1] == "Avg. 0.10:0.70"
+    test = {"mAP": {"0.30": 0.4}, "average_mAP": 0.3, "average_mAP_ranges": {"0.10:0.50": 0.5}}
+    assert metric_value(test, "avg 0.10:0.50") == 0.5 and metric_value(test, "0.30") == 0.4
+    assert metric_value(test, "avg 0.30:0.70") is None

@@ -258,10 +258,13 @@ def ground_truth_json(
 
 
 def ground_truth_from_annotations(
-    annotations: Iterable[Annotation], source: str = "annotations"
+    annotations: Iterable[Annotation], source: str = "annotations", subset: str | None = None
 ) -> GroundTruth:
-    """Dataset annotations (one per evaluated video) as a GroundTruth, checked like a file."""
-    return parse_ground_truth(ground_truth_json(annotations), source)
+    """Dataset annotations (the videos of one split) as a GroundTruth, checked like a file;
+    `subset` names the split in what is reported."""
+    gt = parse_ground_truth(ground_truth_json(annotations), source)
+    gt.subset = subset
+    return gt
 
 
 def predictions_from_results(

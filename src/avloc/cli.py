@@ -37,14 +37,18 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from avloc.checkpoint import load_model
+    from avloc.config import validate
     from avloc.data import load_dataset
-    from avloc.evaluate import evaluate_split, format_event_table
+    from avloc.evaluate import evaluate_split, format_action_report, format_event_table
     from avloc.io import write_json_atomic
     from avloc.train import check_compatible
 
     model, cfg, ckpt = load_model(args.run)
     if args.data_format:
         cfg.data.format = args.data_format
+    cfg.eval.tiou = args.tiou or cfg.eval.tiou
+    cfg.eval.ties = args.ties or cfg.eval.ties
+    validate(cfg)
     ds = load_dataset(cfg.data, args.data)
     check_compatible(ds, ckpt, str(args.run))
     if not ds.splits.get(args.split):
@@ -55,9 +59,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     else:
         from avloc.evaluate import action_detections
         from avloc.localize import results_json
-        from avloc.metrics import format_map_table
 
-        print(format_map_table(metrics))
+        print(format_action_report(metrics, args.split))
         if args.predictions:
             write_json_atomic(args.predictions, results_json(action_detections(ds, preds, cfg)))
     if args.json:
@@ -187,13 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a trained model on a split",
                        description="Event data: snippet accuracy (AVE protocol) and the oracle. "
-                       "Action data: mAP@tIoU 0.5:0.05:0.95 (ActivityNet protocol).")
+                       "Action data: mAP at the run's tIoU thresholds (ActivityNet protocol, "
+                       "official evaluator's procedure) over the split's videos alone.")
     p.add_argument("run", help="run folder (uses best.pt) or checkpoint file")
     p.add_argument("--data", help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--predictions", help="action data: write detections here (ActivityNet JSON)")
     p.add_argument("--data-format", help="override data.format stored in the checkpoint")
+    p.add_argument("--tiou", help="action data: tIoU thresholds, START:STOP:STEP or a comma "
+                   "list (default: the run's eval.tiou)")
+    p.add_argument("--ties", choices=["official", "stable"],
+                   help="action data: order of equal scores (default: the run's eval.ties)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="train and compare variants on the embedded synthetic data",

@@ -50,13 +50,25 @@ def action_detections(
     return out
 
 
-def action_metrics(ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config) -> dict[str, Any]:
-    """ActivityNet protocol: mAP at tIoU 0.5:0.05:0.95 and their average."""
-    from avloc.metrics import detection_map, ground_truth_from_annotations
+def action_metrics(
+    ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config, split: str | None = None
+) -> dict[str, Any]:
+    """ActivityNet protocol on one split: mAP at each tIoU of `eval.tiou` and averages.
+
+    The ground truth is the split's videos alone (never a mix of splits). Detections of a
+    class without an instance in the split are left out (`detections_dropped`, and the
+    class names in `classes_without_instances`): a small held-out split may lack rare
+    classes, and the official evaluator, which fails on such labels, has no number then.
+    """
+    from avloc.metrics import detection_map, ground_truth_from_annotations, parse_tiou
 
     detections = action_detections(ds, preds, cfg)
-    gt = ground_truth_from_annotations([ds.annotations[p.vid] for p in preds])
-    return detection_map(gt, detections)
+    gt = ground_truth_from_annotations([ds.annotations[p.vid] for p in preds],
+                                       f"dataset {ds.name}", split)
+    metrics = detection_map(gt, detections, parse_tiou(cfg.eval.tiou), cfg.eval.ties,
+                            unknown_labels="drop")
+    metrics["classes_without_instances"] = sorted(set(ds.classes) - set(gt.classes))
+    return metrics
 
 
 def evaluate_split(
@@ -65,7 +77,7 @@ def evaluate_split(
     preds = predict(model, ds.splits[split], device, amp=cfg.train.amp)
     if ds.task == "event":
         return event_metrics(ds, preds), preds
-    return action_metrics(ds, preds, cfg), preds
+    return action_metrics(ds, preds, cfg, split), preds
 
 
 def selection_metric(cfg: Config, task: str) -> str:
@@ -84,6 +96,24 @@ def format_event_table(metrics: dict[str, Any], split: str) -> str:
         f"{split}: mean foreground reliability mu inside events "
         f"{_fmt(metrics['mu_inside_events'])}, outside {_fmt(metrics['mu_outside_events'])}"
     )
+
+
+def missing_classes_note(metrics: dict[str, Any], split: str) -> str | None:
+    """One line when classes of the dataset have no instance in the split, else None."""
+    missing = metrics.get("classes_without_instances") or []
+    if not missing:
+        return None
+    names = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return (f"{split}: {len(missing)} classes have no instance in this split ({names}); "
+            f"their {metrics['detections_dropped']} detections are left out of its mAP")
+
+
+def format_action_report(metrics: dict[str, Any], split: str) -> str:
+    """What was scored, the mAP table and the classes left out, as `avloc eval` prints it."""
+    from avloc.metrics import format_map_table, format_scope
+
+    note = missing_classes_note(metrics, split)
+    return "\n".join([format_scope(metrics), format_map_table(metrics)] + ([note] if note else []))
 
 
 def _fmt(x: float | None) -> str:

@@ -44,7 +44,7 @@ from avloc.config import Config, apply_dict, read_yaml, validate
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, PairBatchSampler, collate
 from avloc.errors import AvlocError
-from avloc.evaluate import evaluate_split, selection_metric
+from avloc.evaluate import evaluate_split, missing_classes_note, selection_metric
 from avloc.io import write_json_atomic, write_text_atomic
 from avloc.losses import total_loss
 from avloc.model import build_model
@@ -239,6 +239,7 @@ class Trainer:
         )
         self.progress = Progress()
         self.metric_name = selection_metric(cfg, ds.task)
+        self.told_missing_classes = False
         # GPU: a helper thread assembles (and pins) the next batch while the device runs
         # this one, and the non-finite check syncs every check_every steps, not every step
         cuda = device.type == "cuda"
@@ -446,6 +447,10 @@ class Trainer:
         if not self.ds.splits.get("val"):
             return None
         metrics, _ = evaluate_split(self.model, self.ds, "val", self.cfg, self.device)
+        note = missing_classes_note(metrics, "validation")
+        if note and not self.told_missing_classes:  # the same every epoch: said once
+            print(f"avloc: {note}", flush=True)
+            self.told_missing_classes = True
         return metrics
 
     # ---- deferred non-finite checks (GPU) -----------------------------------------------

@@ -213,26 +213,46 @@ def snippet_labels(
 def holdout(
     labels: Sequence[np.ndarray], fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
-    """Split indices into (kept, held out): about `fraction` of each primary class held out.
+    """Split indices into (kept, held out) for model selection, deterministic in `seed`.
 
-    Stratified by the video's first class (background-only videos form their own group),
-    and deterministic in `seed` whatever the order of classes seen, so model selection on
-    the held-out part is reproducible.
+    Size: round(fraction * n) of each group of videos with the same first class
+    (background-only videos form their own group), summed, or round(fraction * N) when that
+    is more (many small groups whose shares round to 0): about `fraction` of each.
+    Coverage first: within that size, every class with two or more videos gets one held-out
+    video (rarest classes first; never a class's last remaining training video), so that
+    validation can score every class where the fraction allows it. Then the groups are
+    filled to their share.
     """
     if not 0 <= fraction < 1:
         raise AvlocError(f"setting data.val_fraction={fraction}: must be in [0, 1)")
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, lab in enumerate(labels):
-        nz = np.flatnonzero(lab)
-        groups[int(nz[0]) if nz.size else -1].append(i)
+    if not len(labels):
+        return [], []
+    y = np.array([np.asarray(lab) > 0 for lab in labels]).reshape(len(labels), -1)  # (N, C)
+    group = [int(np.flatnonzero(row)[0]) if row.any() else -1 for row in y]  # (N,)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, key in enumerate(group):
+        members[key].append(i)
+    share = {key: int(round(fraction * len(ix))) for key, ix in members.items()}
+    budget = max(sum(share.values()), int(round(fraction * len(labels))))
     rng = np.random.default_rng(seed)
-    held: list[int] = []
-    for key in sorted(groups):
-        members = np.array(groups[key])
-        n = int(round(fraction * len(members)))
-        held.extend(int(i) for i in rng.permutation(members)[:n])
-    held_set = set(held)
-    kept = [i for i in range(len(labels)) if i not in held_set]
+    held: dict[int, None] = {}  # insertion-ordered set
+    in_train = y.sum(axis=0)  # (C,) training videos per class
+    for c in sorted(np.flatnonzero(in_train >= 2), key=lambda c: (in_train[c], c)):
+        if len(held) >= budget:
+            break
+        if any(y[i, c] for i in held):
+            continue
+        for i in map(int, rng.permutation(np.flatnonzero(y[:, c]))):
+            if i not in held and in_train[y[i]].min() >= 2:
+                held[i] = None
+                in_train -= y[i]
+                break
+    for key in sorted(members):
+        mine = sum(group[i] == key for i in held)
+        free = [int(i) for i in rng.permutation(members[key]) if int(i) not in held]
+        take = min(max(share[key] - mine, 0), budget - len(held))
+        held.update(dict.fromkeys(free[:take]))
+    rest = [int(i) for i in rng.permutation(len(labels)) if int(i) not in held]
+    held.update(dict.fromkeys(rest[: budget - len(held)]))  # shares rounded down to 0
+    kept = [i for i in range(len(labels)) if i not in held]
     return kept, sorted(held)
-
-

@@ -270,22 +270,25 @@ def rank_detections(score: np.ndarray, cls: np.ndarray, n_classes: int, ties: st
     return np.concatenate(ranked) if ranked else np.zeros(0, dtype=np.int64)
 
 
-def _visiting_order(iou: np.ndarray, first: np.ndarray, count: np.ndarray, ties: str
-                    ) -> np.ndarray:
+def _visiting_order(
+    iou: np.ndarray, first: np.ndarray, count: np.ndarray, lowest: float, ties: str
+) -> np.ndarray:
     """(S,) position of each (detection, instance) pair in the order its detection visits
     its instances: `tiou.argsort()[::-1]` (official) or `argsort(kind="stable")[::-1]`.
 
-    Distinct tIoU values have one such order, found for all detections at once; a detection
-    with equal (or NaN) values among its instances runs the sort itself, so ties fall as
-    that sort leaves them.
+    Distinct tIoU values have one such order, found for all detections at once. Only the
+    order of instances that can match matters (`not tiou < lowest`: the visit stops at the
+    first that cannot), so a detection runs the sort itself only when two of those tie
+    (equal values, or NaN), and ties fall as that sort leaves them.
     """
     owner = np.repeat(np.arange(len(first)), count)  # (S,)
     key = np.where(np.isnan(iou), -np.inf, -iou)  # descending, NaN first (argsort puts it last)
     order = np.lexsort((key, owner))  # (S,) owner-major, visiting order inside if no ties
     visit = np.empty(len(iou), dtype=np.int64)
     visit[order] = np.arange(len(iou)) - np.repeat(first, count)
-    same = (owner[order][1:] == owner[order][:-1]) & (key[order][1:] == key[order][:-1])
-    for d in np.unique(owner[order][1:][same]):  # detections whose instances tie
+    o, k = owner[order], key[order]
+    tied = (o[1:] == o[:-1]) & (k[1:] == k[:-1]) & (k[1:] <= -lowest)  # both can match
+    for d in np.unique(o[1:][tied]):
         a, n = first[d], count[d]
         tiou = iou[a : a + n]
         rank = tiou.argsort() if ties == "official" else tiou.argsort(kind="stable")
@@ -323,7 +326,7 @@ def _true_positives(
     can = np.logical_or.reduceat(~(iou < thresholds.min()), first)  # (H,)
     cand = has_gt[can]  # (Q,) in ranking order
     if cand.size:
-        visit = _visiting_order(iou, first, n, ties)
+        visit = _visiting_order(iou, first, n, thresholds.min(), ties)
         tp[:, cand] = _greedy_match(iou, visit, first[can], n[can], g[cand], len(gkeys),
                                     thresholds)
     return tp

@@ -20,13 +20,32 @@ from avloc.report.paper import DATASETS, PAPER_TABLES, paper_numbers, table4_num
 from avloc.report.runner import read_metrics
 
 EVENT_COLUMNS = [("accuracy", "Accuracy (%)")]
-ACTION_COLUMNS = [("0.50", "mAP@0.5"), ("0.60", "mAP@0.6"), ("0.70", "mAP@0.7"),
-                  ("0.80", "mAP@0.8"), ("average_mAP", "Avg. 0.5:0.95")]
-ALL_TIOU = [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
+ALL_TIOU = [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]  # ActivityNet, the paper's tables
+ANET_COLUMNS = [("0.50", "mAP@0.5"), ("0.60", "mAP@0.6"), ("0.70", "mAP@0.7"),
+                ("0.80", "mAP@0.8"), ("average_mAP", "Avg. 0.5:0.95")]
+RANGE = "avg "  # key prefix of a paper range's average mAP, e.g. "avg 0.10:0.50"
 
 
-def metric_columns(task: str) -> list[tuple[str, str]]:
-    return EVENT_COLUMNS if task == "event" else ACTION_COLUMNS
+def metric_columns(task: str, tiou: list[str]) -> list[tuple[str, str]]:
+    """(key, label) of the headline table: the paper's columns on ActivityNet thresholds;
+    otherwise (THUMOS'14) mAP at 0.3, 0.5, 0.7 and the paper ranges' averages."""
+    if task == "event":
+        return EVENT_COLUMNS
+    if tiou == ALL_TIOU:
+        return ANET_COLUMNS
+    from avloc.metrics import range_averages
+
+    whole = f"{tiou[0]}:{tiou[-1]}"
+    ranges = [r for r in range_averages(dict.fromkeys(tiou, 0.0)) if r != whole]
+    return ([(t, f"mAP@{float(t):g}") for t in tiou if t in ("0.30", "0.50", "0.70")]
+            + [(RANGE + r, f"Avg. {r}") for r in ranges] + [("average_mAP", f"Avg. {whole}")])
+
+
+def tiou_keys(specs: list[RunSpec]) -> list[str]:
+    """The thresholds the runs are scored at (their eval.tiou), as metrics keys."""
+    from avloc.metrics import parse_tiou
+
+    return [f"{t:.2f}" for t in parse_tiou(specs[0].cfg.eval.tiou)] if specs else ALL_TIOU
 
 
 def headline(task: str) -> str:
@@ -34,9 +53,12 @@ def headline(task: str) -> str:
 
 
 def metric_value(test: dict[str, Any], key: str) -> float | None:
-    """One number of a test-metrics dict, as a fraction: accuracy, average_mAP or mAP@key."""
+    """One number of a test-metrics dict, as a fraction: accuracy, average_mAP, mAP@key
+    or a range's average ("avg 0.10:0.50")."""
     if key in ("accuracy", "average_mAP"):
         value = test.get(key)
+    elif key.startswith(RANGE):
+        value = test.get("average_mAP_ranges", {}).get(key[len(RANGE):])
     else:
         value = test.get("mAP", {}).get(key)
     return float(value) if isinstance(value, (int, float)) else None
@@ -84,7 +106,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The report as JSON-ready data: per variant its runs, summaries, deltas, paper rows."""
     task, fmt = dataset["task"], dataset["format"]
-    keys = [k for k, _ in metric_columns(task)] + (ALL_TIOU if task == "action" else [])
+    tiou = tiou_keys(specs)
+    columns = metric_columns(task, tiou)
+    keys = [k for k, _ in columns] + (tiou if task == "action" else [])
     main = headline(task)
     variants, missing = [], []
     for v in grid.variants:
@@ -105,7 +129,8 @@ def build_report(
             "resolved": {k: _resolved(mine[0], k) for k in varying_settings(grid)},
             "runs": runs, "summary": summary,
             "paper": paper_numbers(grid.paper, v.paper, fmt) if grid.paper else None,
-            "paper_table4": table4_numbers(v.paper) if fmt == "anet12" else None,
+            "paper_table4": (table4_numbers(v.paper) if fmt == "anet12" and tiou == ALL_TIOU
+                             else None),
         })
     ref = next((v for v in variants if v["name"] == grid.reference), None)
     for v in variants:
@@ -115,7 +140,7 @@ def build_report(
         "title": grid.title, "description": grid.description, "grid": grid.name,
         "source": grid.source, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "dataset": dataset, "seeds": sorted({s.seed for s in specs}),
-        "metric": {"headline": main, "columns": metric_columns(task)},
+        "metric": {"headline": main, "columns": columns, "tiou": tiou},
         "reference": grid.reference, "layout": grid.layout,
         "paper_caption": (PAPER_TABLES[grid.paper]["caption"]
                           if grid.paper and fmt in DATASETS else None),
@@ -198,12 +223,13 @@ def main_table(report: dict[str, Any]) -> str:
 
 def all_thresholds_table(report: dict[str, Any]) -> str:
     """Action data: mAP at every tIoU like the paper's Table 4."""
-    head = ["Variant"] + ALL_TIOU + ["Avg."]
+    tiou = report["metric"].get("tiou", ALL_TIOU)
+    head = ["Variant"] + tiou + ["Avg."]
     rows = []
     for v in report["variants"]:
         s = v["summary"]
         rows.append([v["name"]] + [f"{s[k]['mean']:.1f}" if k in s else "–"
-                                   for k in ALL_TIOU + ["average_mAP"]])
+                                   for k in tiou + ["average_mAP"]])
         if v.get("paper_table4"):
             p = v["paper_table4"]
             rows.append([f"↳ *paper* (Table 4) {v['name']}"]
