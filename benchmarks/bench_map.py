@@ -9,8 +9,8 @@ detections, most of them near a ground-truth instance of their video (as a local
 output is), scores rounded to 1e-3 so that ties occur, 10 % on other videos or of other
 classes. The loop below is the official algorithm (ActivityNet Evaluation/eval_detection.py,
 compute_average_precision_detection) written plainly, one prediction at a time, with its
-NumPy sorts; both must give bit-identical numbers. CPU time (time.process_time) is reported next to wall time
-because it is not inflated when other processes share the machine.
+NumPy sorts; both must give bit-identical numbers. CPU time (time.process_time) is reported
+next to wall time because it is not inflated when other processes share the machine.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ EPILOG = """examples:
   avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
 presets: ave, anet12, demo (or a YAML file); settings are SECTION.NAME=VALUE
-(sections data, model, loss, train, localize; see docs/paper-notes.md)"""
+(sections data, model, loss, train, localize, eval; see docs/paper-notes.md)"""
 
 
 def cmd_train(args: argparse.Namespace) -> None:
