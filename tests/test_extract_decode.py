@@ -114,8 +114,9 @@ def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video)
     out = tmp_path / "features"
     args = dict(audio_backend="rms", visual_backend="meanrgb", progress=False)
 
-    first = extract_folder(inputs, out, shard="0/2", **args)  # sorted ids a b c d -> a, c
+    first = extract_folder(inputs, out, shard="1/2", **args)  # sorted ids a b c d -> a, c
     assert (first.selected, sorted(first.written), first.failed) == (2, ["a", "c"], [])
+    assert first.line().startswith("2 videos (shard 1/2):")
     summary = extract_folder(inputs, out, **args)
     assert summary.skipped == ["a", "c"] and summary.written == ["d"]
     assert [path for path, _ in summary.failed] == [str(inputs / "b.mp4")]

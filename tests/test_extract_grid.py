@@ -13,8 +13,9 @@ from avloc.extract import melspec
 from avloc.extract._deps import INSTALL_HINT, need
 from avloc.extract.backends import DIMS, make_audio_backend, make_visual_backend
 from avloc.extract.grid import num_snippets, overlap_weights, pool_patches, sample_times
-from avloc.extract.run import extract_folder, list_videos, parse_shard
+from avloc.extract.run import extract_folder, list_videos
 from avloc.extract.store import existing_state, read_features, write_features
+from avloc.sharding import parse_shard
 
 
 def test_num_snippets_rules():
@@ -90,11 +91,23 @@ def test_store_roundtrip_is_atomic_and_detects_settings(tmp_path):
 
 
 def test_parse_shard():
+    """Shards count from 1 in `avloc extract` as in `avloc reproduce` (one parser)."""
     assert parse_shard(None) == (0, 1)
-    assert parse_shard("2/4") == (2, 4)
-    for bad in ("4/4", "1", "a/b", "-1/3", "0/0"):
+    assert parse_shard("3/4") == (2, 4)
+    for bad in ("5/4", "1", "a/b", "-1/3", "0/0"):
         with pytest.raises(AvlocError, match="--shard"):
             parse_shard(bad)
+
+
+@pytest.mark.parametrize("command", [["extract", "videos", "--out", "features"],
+                                     ["reproduce", "--grid", "table1"]])
+def test_both_commands_refuse_a_zero_based_shard_with_a_hint(command, capsys):
+    """`--shard 0/4` (counted from 0) is not quietly read as another share of the work."""
+    from avloc.cli import main
+
+    assert main([*command, "--shard", "0/4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shards count from 1" in err[0] and "$((i + 1))/4" in err[0]
 
 
 def test_list_videos_sorts_by_id_and_rejects_clashes(tmp_path):

@@ -14,10 +14,11 @@ import yaml
 import avloc.train
 from avloc.cli import main
 from avloc.errors import AvlocError
-from avloc.report.grid import load_grid, parse_shard, plan_runs, select_shard
+from avloc.report.grid import load_grid, plan_runs
 from avloc.report.paper import PAPER_TABLES
 from avloc.report.reproduce import reproduce
 from avloc.report.tables import build_report, main_table, render_markdown, summarize
+from avloc.sharding import parse_shard, select_shard
 
 TINY_BASE = {
     "data": {"format": "synthetic", "synth_videos": 24, "synth_background_videos": 4,

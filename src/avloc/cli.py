@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once in worker processes (one GPU each when there "
                    "are several; CPU threads split between them)")
-    p.add_argument("--shard", metavar="I/N", help="train only the I-th of N shares of the runs "
-                   "(for cluster array jobs); no report")
+    p.add_argument("--shard", metavar="I/N", help="train only the I-th of N shares of the runs, "
+                   "counted from 1 (e.g. 2/4; for cluster array jobs); no report")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing; write the report from the runs finished so far")
     p.add_argument("--no-figures", action="store_true", help="write the tables only")
@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-weights", help="VGGish state dict (else $AVLOC_WEIGHTS/vggish.pth)")
     p.add_argument("--visual-weights",
                    help="torchvision ResNet-152 state dict (else $AVLOC_WEIGHTS/resnet152.pth)")
-    p.add_argument("--shard", metavar="I/N", help="only videos i, i+n, ... (cluster fan-out)")
+    p.add_argument("--shard", metavar="I/N", help="only the I-th of N shares of the videos, "
+                   "counted from 1 (e.g. 2/4; for cluster array jobs)")
     p.add_argument("--overwrite", action="store_true", help="re-extract existing files")
     p.add_argument("--batch-size", type=int, default=32, help="frames per visual network batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,7 +20,7 @@ from avloc.extract.backends import (
     make_audio_backend,
     make_visual_backend,
 )
-from avloc.extract.run import ExtractSummary, extract_folder, extract_video, parse_shard
+from avloc.extract.run import ExtractSummary, extract_folder, extract_video
 from avloc.extract.store import read_features
 
 __all__ = [
@@ -34,6 +34,5 @@ __all__ = [
     "extract_video",
     "make_audio_backend",
     "make_visual_backend",
-    "parse_shard",
     "read_features",
 ]

@@ -26,6 +26,7 @@ from avloc.extract.backends import (
 from avloc.extract.base import AudioBackend, VisualBackend
 from avloc.extract.decode import SAMPLE_RATE, decode_video
 from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
+from avloc.sharding import parse_shard, select_shard, shard_name
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .flv .mpg .mpeg .wmv .3gp .ts .ogv".split()
@@ -39,34 +40,18 @@ class ExtractSummary:
     """What a batch did; `failed` holds (video path, one-line reason)."""
 
     out_dir: Path
-    shard: tuple[int, int]
+    shard: tuple[int, int]  # (zero-based index, count), avloc.sharding
     selected: int = 0
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
+        shard = f" (shard {shard_name(self.shard)})" if self.shard[1] > 1 else ""
         return (
             f"{self.selected} videos{shard}: {len(self.written)} extracted, "
             f"{len(self.skipped)} already done, {len(self.failed)} failed -> {self.out_dir}"
         )
-
-
-def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n; None -> (0, 1), i.e. everything."""
-    if text is None:
-        return 0, 1
-    if isinstance(text, tuple):
-        index, count = text
-    else:
-        try:
-            index, count = (int(part) for part in str(text).split("/"))
-        except ValueError as err:
-            raise AvlocError(f"--shard {text!r}: expected I/N, e.g. 0/4") from err
-    if count < 1 or not 0 <= index < count:
-        raise AvlocError(f"--shard {index}/{count}: needs 0 <= I < N")
-    return index, count
 
 
 def list_videos(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -149,19 +134,20 @@ def extract_folder(
     *,
     audio_weights: str | Path | None = None,
     visual_weights: str | Path | None = None,
-    shard: str | tuple[int, int] | None = None,
+    shard: str | None = None,
     overwrite: bool = False,
     batch_size: int = 32,
     progress: bool = True,
 ) -> ExtractSummary:
-    """Extract every video of `inputs` (in this shard) into out_dir/<video id>.npz."""
+    """Extract every video of `inputs` (of shard "I/N", counted from 1: avloc.sharding) into
+    out_dir/<video id>.npz."""
     _check_grid(snippet_seconds, frames_per_snippet)
     check_names(audio_backend, visual_backend, audio_weights, visual_weights)
-    index, count = parse_shard(shard)
-    videos = [p for i, p in enumerate(list_videos(inputs)) if i % count == index]
+    part = parse_shard(shard)
+    videos = select_shard(list_videos(inputs), part)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = ExtractSummary(out, (index, count), selected=len(videos))
+    summary = ExtractSummary(out, part, selected=len(videos))
     settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
     todo = []
     for path in videos:

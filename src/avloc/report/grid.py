@@ -358,23 +358,7 @@ def check_run_folders(specs: list[RunSpec]) -> None:
             )
 
 
-# ---- sharding ----------------------------------------------------------------------------
-def parse_shard(text: str) -> tuple[int, int]:
-    """'2/4' -> (1, 4): zero-based index and count. Shards are numbered from 1."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise AvlocError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/4")
-    return int(m.group(1)) - 1, int(m.group(2))
-
-
-def select_shard(specs: list[RunSpec], shard: tuple[int, int] | None) -> list[RunSpec]:
-    """Round-robin over the table order, so every shard gets a mix of cheap and costly runs."""
-    if shard is None:
-        return specs
-    index, count = shard
-    return specs[index::count]
-
-
+# ---- what the output folder records ------------------------------------------------------
 def describe_grid(grid: Grid, specs: list[RunSpec]) -> dict[str, Any]:
     """What the output folder records about the grid it holds (grid.json)."""
     return {

@@ -25,13 +25,12 @@ from avloc.report.grid import (
     data_key,
     describe_grid,
     load_grid,
-    parse_shard,
     plan_runs,
-    select_shard,
 )
 from avloc.report.paper import DATASETS
 from avloc.report.runner import Interrupted, RunResult, run_grid, run_state
 from avloc.report.tables import build_report, headline, main_table, metric_value, write_report
+from avloc.sharding import parse_shard, select_shard
 
 
 def reproduce(
@@ -41,7 +40,8 @@ def reproduce(
 ) -> Path | None:
     """Run (or continue) a grid and write its report; returns report.md's path.
 
-    With `shard` ("i/n") only this shard's runs are trained and no report is written;
+    With `shard` ("I/N", counted from 1: avloc.sharding) only that share of the runs is
+    trained and no report is written;
     `report_only` writes the report from whatever runs have finished. `out` defaults to
     runs/<grid name>.
     """
@@ -49,14 +49,14 @@ def reproduce(
     out = Path(out) if out else Path("runs") / g.name
     if jobs < 1:
         raise AvlocError(f"--jobs {jobs}: must be at least 1")
-    part = parse_shard(shard) if shard else None
+    part = parse_shard(shard)
     specs = plan_runs(g, out, config, overrides, seeds)
     datasets = check_data(g, specs, data)
     check_run_folders(specs)
     failed: list[RunResult] = []
     if not report_only:
         failed = _train(g, specs, select_shard(specs, part), data, datasets, jobs, out, shard)
-        if part is not None:
+        if shard is not None:
             _fail_on(failed)
             print(f"shard {shard} done. When every shard has finished, write the report with "
                   "the same command, --report-only instead of --shard.")
