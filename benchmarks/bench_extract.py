@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +28,9 @@ import torch
 from avloc.extract.backends import make_audio_backend, make_visual_backend
 from avloc.extract.decode import decode_video, video_seconds
 from avloc.extract.nets import VGGish, resnet152
-from avloc.extract.testvideo import make_test_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from testvideo import make_test_video  # noqa: E402 (a test helper: videos of known content)
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BjCEufrlXm4.mp4"
 

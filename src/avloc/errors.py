@@ -10,3 +10,13 @@ class AvlocError(Exception):
 
     def __init__(self, message: object = "") -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+def first_line(err: BaseException, limit: int = 200, skip: int = 0) -> str:
+    """What a one-line error quotes of another library's exception: line `skip` of its
+    message (0, the first; the last when there are fewer), stripped, at most `limit`
+    characters; the exception's type name when the message is empty."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[min(skip, len(lines) - 1)][:limit]

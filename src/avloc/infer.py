@@ -58,7 +58,7 @@ def localize_video(
     visual_backend: str | None = None, audio_weights: str | Path | None = None,
     visual_weights: str | Path | None = None,
 ) -> Localization:
-    from avloc.extract.run import extract_video
+    from avloc.extract import extract_video, make_audio_backend, make_visual_backend
     from avloc.localize import event_segments, segments_from_cas
 
     path = find_checkpoint(checkpoint)
@@ -66,9 +66,9 @@ def localize_video(
     ext = recorded_extractors(ckpt, str(path))
     check_requested(ext, audio_backend, visual_backend, str(path))
     audio, visual, meta = extract_video(
-        video, ext["audio_backend"], ext["visual_backend"], float(ext["snippet_seconds"]),
-        int(ext.get("frames_per_snippet", 1)),
-        audio_weights=audio_weights, visual_weights=visual_weights,
+        video, make_audio_backend(ext["audio_backend"], audio_weights),
+        make_visual_backend(ext["visual_backend"], visual_weights),
+        float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
     )  # (T, D_a), (T, D_v)
     dims = [audio.shape[1], visual.shape[1]]
     if dims != list(ckpt["feature_dims"]):

@@ -164,7 +164,7 @@ def _dataset(f: h5py.File, path: Path, key: str) -> h5py.Dataset:
     return f[key]
 
 
-def read_features(path: Path, n_rows: int, ids: list[str], modality: str) -> np.ndarray:
+def read_h5_features(path: Path, n_rows: int, ids: list[str], modality: str) -> np.ndarray:
     """(N, T, D) float32 features; (N, T, H, W, D) maps are averaged over space.
 
     Read chunk by chunk: the released VGG-19 maps are ~4 GB as float32, so only the
@@ -252,8 +252,8 @@ def _background_videos(
     with _open_h5(apath) as f:
         n = int(_dataset(f, apath, FEATURE_KEY).shape[0])
     ids = [f"background_{i:03d}" for i in range(n)]
-    audio = read_features(apath, n, ids, "audio")  # (M, T, D_a)
-    visual = read_features(vpath, n, ids, "visual")  # (M, T, D_v)
+    audio = read_h5_features(apath, n, ids, "audio")  # (M, T, D_a)
+    visual = read_h5_features(vpath, n, ids, "visual")  # (M, T, D_v)
     _check_same_length(audio, visual, apath, vpath)
     if (audio.shape[2], visual.shape[2]) != dims:
         raise AvlocError(
@@ -296,8 +296,8 @@ def load_ave(cfg: DataConfig, root: Path) -> Dataset:
     _check_disjoint(orders, root, ids)
     apath = require_file(root / "audio_feature.h5", "AVE audio features (N, 10, 128)")
     vpath = require_file(root / "visual_feature.h5", "AVE visual features")
-    audio = read_features(apath, len(rows), ids, "audio")  # (N, T, D_a)
-    visual = read_features(vpath, len(rows), ids, "visual")  # (N, T, D_v)
+    audio = read_h5_features(apath, len(rows), ids, "audio")  # (N, T, D_a)
+    visual = read_h5_features(vpath, len(rows), ids, "visual")  # (N, T, D_v)
     _check_same_length(audio, visual, apath, vpath)
     length, seconds = audio.shape[1], cfg.snippet_seconds
     segments = _events(rows, classes, length, seconds, ann_path)

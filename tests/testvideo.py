@@ -1,6 +1,7 @@
 """Write small videos with known content (solid colours switching at known times, a sine
 tone in a known interval) with PyAV. The tests use them to check snippet boundaries and
-audio/visual alignment exactly; the benchmark uses them as long inputs of any length.
+audio/visual alignment exactly; benchmarks/bench_extract.py uses them as long inputs of
+any length. A test helper, not part of the package.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from avloc.extract._deps import need
+from avloc.extract.weights import need
 
 Colour = tuple[int, int, int]
 

@@ -1,8 +1,7 @@
 """The 1000 ImageNet-1k class names in the standard index order (public metadata).
 
-Used to name EfficientNet-Lite0 / ResNet-152 predictions in tests and diagnostics;
-indices 151-268 are the dog breeds. Kept as a module, not a data file, so it installs
-with the package without package-data settings.
+Used by tests/test_extract_real.py to name EfficientNet-Lite0 predictions; indices
+151-268 are the dog breeds. A test helper, not part of the package.
 """
 
 IMAGENET_CLASSES: tuple[str, ...] = (
