@@ -11,12 +11,11 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from avloc.errors import AvlocError
-from avloc.extract.audio import AudioBackend
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
@@ -27,14 +26,15 @@ from avloc.extract.backends import (
 from avloc.extract.decode import decode_video
 from avloc.extract.melspec import SAMPLE_RATE
 from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
-from avloc.extract.visual import VisualBackend
 from avloc.sharding import parse_shard, select_shard, shard_name
+
+if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
+    from avloc.extract.audio import AudioBackend
+    from avloc.extract.visual import VisualBackend
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .flv .mpg .mpeg .wmv .3gp .ts .ogv".split()
 )
-AudioArg = str | AudioBackend
-VisualArg = str | VisualBackend
 
 
 @dataclass
@@ -94,8 +94,8 @@ def _check_grid(snippet_seconds: float, frames_per_snippet: int) -> None:
 
 def extract_video(
     path: str | Path,
-    audio_backend: AudioArg = DEFAULT_AUDIO,
-    visual_backend: VisualArg = DEFAULT_VISUAL,
+    audio_backend: str | AudioBackend = DEFAULT_AUDIO,
+    visual_backend: str | VisualBackend = DEFAULT_VISUAL,
     snippet_seconds: float = 1.0,
     frames_per_snippet: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
