@@ -70,10 +70,10 @@ def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video
 
 def test_segments_agree_with_the_snippet_argmax(run_dir, real_video):
     from avloc.infer import localize_video
-    from avloc.localize import snippet_labels
+    from avloc.segments import argmax_labels
 
     loc = localize_video(real_video, run_dir)
-    labels = snippet_labels(loc.prediction.p)  # (T,)
+    labels = argmax_labels(loc.prediction.p)  # (T,)
     covered = np.zeros(len(labels), dtype=int)
     for s in loc.segments:
         a, b = (int(round(t)) for t in s["segment"])

@@ -38,8 +38,8 @@ from avloc.cli import main
 from avloc.config import DataConfig, LocalizeConfig
 from avloc.data import load_dataset
 from avloc.errors import AvlocError
-from avloc.localize import segments_from_cas, video_class_scores
 from avloc.metrics import detection_map, oracle_accuracy, score_files, snippet_accuracy
+from avloc.segments import segments_from_cas, video_class_scores
 
 # derandomize: the same examples every run, so a failure reproduces; no "explain" phase
 # (minutes of re-running a failing example to annotate it)

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 # everything a run imports (torch._dynamo: Adam imports it lazily, seconds), so that each
 # forked run starts at once
 PRELOAD = ["torch._dynamo", "avloc.cli", "avloc.train", "avloc.data.synthetic",
-           "avloc.evaluate", "avloc.metrics", "avloc.localize", "avloc.predict"]
+           "avloc.evaluate", "avloc.metrics", "avloc.segments", "avloc.predict"]
 SERVER = multiprocessing.get_context("forkserver") if sys.platform != "win32" else None
 if SERVER is not None:
     SERVER.set_forkserver_preload(PRELOAD)

@@ -270,5 +270,5 @@ def ground_truth_from_annotations(
 def predictions_from_results(
     per_video: Mapping[str, list[dict[str, Any]]], source: str = "predictions"
 ) -> Predictions:
-    """{vid: [{label, score, segment}, ...]} (what avloc.localize returns) as Predictions."""
+    """{vid: [{label, score, segment}, ...]} (what avloc.segments returns) as Predictions."""
     return parse_predictions({"results": per_video}, source)

@@ -57,8 +57,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if ds.task == "event":
         print(format_event_table(metrics, args.split))
     else:
+        from avloc.anet_json import results_json
         from avloc.evaluate import action_detections
-        from avloc.localize import results_json
 
         print(format_action_report(metrics, args.split))
         if args.predictions:
@@ -113,9 +113,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_localize(args: argparse.Namespace) -> None:
+    from avloc.anet_json import results_json
     from avloc.infer import format_segments, localize_video, timeline_figure
     from avloc.io import write_json_atomic
-    from avloc.localize import results_json
 
     loc = localize_video(args.video, args.checkpoint, audio_backend=args.audio_backend,
                          visual_backend=args.visual_backend, audio_weights=args.audio_weights,

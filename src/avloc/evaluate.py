@@ -17,11 +17,11 @@ from avloc.predict import VideoPrediction, predict
 
 def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, Any]:
     """AVE protocol: argmax over C + 1 classes per snippet, accuracy over all snippets."""
-    from avloc.localize import snippet_labels
     from avloc.metrics import oracle_accuracy, snippet_accuracy
+    from avloc.segments import argmax_labels
 
     truth = [ds.annotations[p.vid].snippet_labels for p in preds]
-    labels = [snippet_labels(p.p) for p in preds]
+    labels = [argmax_labels(p.p) for p in preds]
     mu = np.concatenate([p.mu for p in preds])  # (N,) every snippet
     event = np.concatenate(truth) > 0  # (N,)
     return {
@@ -38,7 +38,7 @@ def action_detections(
     ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config
 ) -> dict[str, list[dict[str, Any]]]:
     """Per video, the W-TALC two-stage thresholded segments ({label, score, segment})."""
-    from avloc.localize import segments_from_cas
+    from avloc.segments import segments_from_cas
 
     out = {}
     for p in preds:

@@ -59,7 +59,7 @@ def localize_video(
     visual_weights: str | Path | None = None,
 ) -> Localization:
     from avloc.extract import extract_video, make_audio_backend, make_visual_backend
-    from avloc.localize import event_segments, segments_from_cas
+    from avloc.segments import event_segments, segments_from_cas
 
     path = find_checkpoint(checkpoint)
     ckpt = read_checkpoint(path)

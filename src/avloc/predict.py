@@ -26,7 +26,7 @@ class VideoPrediction:
 
     def video_scores(self, topk_divisor: int) -> np.ndarray:
         """(C,) video-level class scores: mean of the top k = ceil(T / divisor) activations."""
-        from avloc.localize import video_class_scores
+        from avloc.segments import video_class_scores
 
         return video_class_scores(self.cas, topk_divisor)
 

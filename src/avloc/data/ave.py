@@ -32,11 +32,11 @@ import numpy as np
 from avloc.config import DataConfig
 from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Video
 from avloc.data.checks import (
-    check_finite,
+    check_features_finite,
     check_numeric_dtype,
     make_segment,
     require_file,
-    snippet_labels,
+    snippet_labels_from_segments,
 )
 from avloc.errors import AvlocError
 
@@ -202,7 +202,7 @@ def _check_rows_finite(arr: np.ndarray, path: Path, ids: list[str], modality: st
     finite = np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)  # (N,)
     if not finite.all():
         r = int(np.flatnonzero(~finite)[0])
-        check_finite(arr[r], f"{path}: row {r} (video {ids[r]})", modality)
+        check_features_finite(arr[r], f"{path}: row {r} (video {ids[r]})", modality)
 
 
 def _events(
@@ -301,7 +301,8 @@ def load_ave(cfg: DataConfig, root: Path) -> Dataset:
     _check_same_length(audio, visual, apath, vpath)
     length, seconds = audio.shape[1], cfg.snippet_seconds
     segments = _events(rows, classes, length, seconds, ann_path)
-    snip = np.stack([snippet_labels([seg], length, seconds, classes, f"{ann_path}: line {r.line}")
+    snip = np.stack([snippet_labels_from_segments([seg], length, seconds, classes,
+                                                  f"{ann_path}: line {r.line}")
                      for seg, r in zip(segments, rows, strict=True)])  # (N, T)
     if (root / "labels.h5").is_file():
         _check_labels_h5(root / "labels.h5", snip, rows, ids, len(classes))

@@ -40,6 +40,14 @@ class Segment:
     label: str  # an entry of Dataset.classes
 
 
+def snippets_in(start: float, end: float, length: int, snippet_seconds: float) -> np.ndarray:
+    """(T,) bool: the snippets a segment [start, end) seconds holds. Snippet t holds when its
+    start t * snippet_seconds lies in the segment (1e-6 s tolerance): the rule of the scored
+    event labels (`Annotation.snippet_labels`) and of the figures' ground truth."""
+    starts = np.arange(length) * snippet_seconds  # (T,) snippet start times
+    return (starts >= start - 1e-6) & (starts < end - 1e-6)
+
+
 @dataclass
 class Annotation:
     """Temporal ground truth, for evaluation only."""

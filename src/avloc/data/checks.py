@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from avloc.data.base import Segment
+from avloc.data.base import Segment, snippets_in
 from avloc.errors import AvlocError
 
 AV_TOLERANCE = 1  # snippets by which audio and visual counts may differ (ANet, generic)
@@ -70,7 +70,7 @@ def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
         raise AvlocError(f"{where}: video has zero snippets ({modality} shape {arr.shape})")
     if arr.shape[1] == 0:
         raise AvlocError(f"{where}: {modality} features have zero dimensions")
-    check_finite(arr, where, modality)
+    check_features_finite(arr, where, modality)
     return arr
 
 
@@ -81,7 +81,7 @@ def check_numeric_dtype(dtype: np.dtype, where: str, modality: str) -> None:
         raise AvlocError(f"{where}: {modality} features have dtype {dtype}, expected real numbers")
 
 
-def check_finite(arr: np.ndarray, where: str, modality: str) -> None:
+def check_features_finite(arr: np.ndarray, where: str, modality: str) -> None:
     """NaN/Inf in features turn every loss NaN; find them at load time, not at epoch 3."""
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
@@ -183,23 +183,23 @@ def multi_hot(segments: Iterable[Segment], classes: Sequence[str]) -> np.ndarray
     return labels
 
 
-def snippet_labels(
+def snippet_labels_from_segments(
     segments: Sequence[Segment],
     length: int,
     snippet_seconds: float,
     classes: Sequence[str],
     where: str,
 ) -> np.ndarray:
-    """(T,) int64 labels for event accuracy: snippet s is in a segment if start <= s*L < end.
+    """(T,) int64 ground-truth labels for event accuracy: snippet t is in a segment when
+    start <= t * snippet_seconds < end (`data.base.snippets_in`).
 
     0 is background, c + 1 is classes[c]. A snippet claimed by two different classes has
     no single label, so that is an error (only event-style datasets need these labels).
     """
     index = {c: i + 1 for i, c in enumerate(classes)}
     out = np.zeros(length, dtype=np.int64)  # (T,)
-    starts = np.arange(length) * snippet_seconds  # (T,) snippet start times
     for seg in segments:
-        inside = (starts >= seg.start - 1e-6) & (starts < seg.end - 1e-6)
+        inside = snippets_in(seg.start, seg.end, length, snippet_seconds)  # (T,)
         clash = inside & (out != 0) & (out != index[seg.label])
         if clash.any():
             raise AvlocError(

@@ -40,7 +40,7 @@ from avloc.data.checks import (
     make_segment,
     multi_hot,
     require_file,
-    snippet_labels,
+    snippet_labels_from_segments,
 )
 from avloc.errors import AvlocError
 from avloc.io import read_json
@@ -206,8 +206,8 @@ def _annotation(entry: GenericEntry, length: int, spec: GenericSpec, path: Path)
     """Snippet labels only for event datasets: action segments may overlap across classes."""
     snip = None
     if spec.task == "event":
-        snip = snippet_labels(entry.segments, length, spec.snippet_seconds, spec.classes,
-                              f"{path}: video {entry.vid}")
+        snip = snippet_labels_from_segments(entry.segments, length, spec.snippet_seconds,
+                                            spec.classes, f"{path}: video {entry.vid}")
     return Annotation(entry.vid, entry.duration, entry.segments, snip)
 
 

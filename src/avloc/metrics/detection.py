@@ -341,7 +341,7 @@ def detection_map(
 ) -> dict[str, Any]:
     """ActivityNet detection mAP, as fractions in [0, 1] (see the module docstring).
 
-    preds: Predictions, or {vid: [{label, score, segment}, ...]} as avloc.localize returns.
+    preds: Predictions, or {vid: [{label, score, segment}, ...]} as avloc.segments returns.
     ties: "official" | "stable"; unknown_labels: "error" | "drop".
     Returns the metrics JSON (a public contract):
         {"mAP": {"0.50": ..., ..., "0.95": ...}, "average_mAP": ...,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from avloc.data.base import snippets_in
 from avloc.errors import AvlocError
 
 GT_COLOR = "#2ca02c"  # green, as in the paper's Fig. 4
@@ -126,10 +127,10 @@ def _runs_of(mask: np.ndarray, seconds: float) -> list[tuple[float, float]]:
 
 def predicted_segments(ds, cfg, pred, target: int) -> list[tuple[float, float]]:
     """Event data: runs of snippets whose argmax is the class; action data: the W-TALC
-    segments of the class (avloc.localize.segments_from_cas), as the evaluation makes them."""
+    segments of the class (avloc.segments.segments_from_cas), as the evaluation makes them."""
     if ds.task == "event":
         return _runs_of(pred.p.argmax(axis=1) == target + 1, ds.snippet_seconds)
-    from avloc.localize import segments_from_cas
+    from avloc.segments import segments_from_cas
 
     ann = ds.annotations.get(pred.vid)
     segs = segments_from_cas(pred.cas, pred.video_scores(cfg.loss.topk_divisor),
@@ -145,10 +146,10 @@ def truth_segments(ds, vid: str, target: int) -> list[tuple[float, float]]:
 
 
 def _mask(segments: list[tuple[float, float]], length: int, seconds: float) -> np.ndarray:
-    centers = (np.arange(length) + 0.5) * seconds  # (T,)
+    """(T,) bool: the snippets inside any of the segments, by the rule of the scored labels."""
     out = np.zeros(length, dtype=bool)
     for s, e in segments:
-        out |= (centers >= s) & (centers < e)
+        out |= snippets_in(s, e, length, seconds)
     return out
 
 

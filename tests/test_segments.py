@@ -8,27 +8,26 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from avloc.anet_json import parse_ground_truth, predictions_from_results
+from avloc.anet_json import parse_ground_truth, predictions_from_results, results_json
 from avloc.config import LocalizeConfig
 from avloc.errors import AvlocError
 from avloc.io import write_json_atomic
-from avloc.localize import (
+from avloc.metrics import detection_map
+from avloc.segments import (
     _moving_average,
-    results_json,
+    argmax_labels,
     segments_from_cas,
-    snippet_labels,
     video_class_scores,
 )
-from avloc.metrics import detection_map
 
 CLASSES = ["run", "swim", "jump"]
 LOW, HIGH = 0.1, 0.9
 
 
-def test_snippet_labels_argmax_with_background():
+def test_argmax_labels_with_background():
     p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]])
-    np.testing.assert_array_equal(snippet_labels(p), [0, 1, 2])
-    assert snippet_labels(p).dtype == np.int64
+    np.testing.assert_array_equal(argmax_labels(p), [0, 1, 2])
+    assert argmax_labels(p).dtype == np.int64
 
 
 def test_video_class_scores_top_k_mean():
@@ -209,7 +208,7 @@ def test_results_json_scores_perfectly(tmp_path):
 
 
 def test_event_segments_are_runs_of_argmax_classes():
-    from avloc.localize import event_segments
+    from avloc.segments import event_segments
 
     p = np.zeros((7, 3))
     p[:, 0] = 0.6  # background wins where nothing else is set

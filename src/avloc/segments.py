@@ -1,4 +1,6 @@
-"""From per-snippet probabilities to labels (events) and segments (actions).
+"""From per-snippet probabilities to labels (events) and segments (actions): what is scored.
+
+(`avloc localize`, which runs a raw video through a checkpoint, is avloc.infer.)
 
 Event localization (AVE): every snippet takes the argmax of its C + 1 open-max
 probabilities, background included (paper, Sec. 4.2).
@@ -21,18 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from avloc.anet_json import results_json
 from avloc.config import LocalizeConfig
 from avloc.errors import AvlocError
 from avloc.metrics import segment_iou
 
-__all__ = [
-    "event_segments", "results_json", "segments_from_cas", "snippet_labels", "video_class_scores",
-]
+__all__ = ["argmax_labels", "event_segments", "segments_from_cas", "video_class_scores"]
 
 
-def snippet_labels(p: np.ndarray) -> np.ndarray:
-    """(T, C+1) open-max probabilities -> (T,) int64 labels, 0 = background."""
+def argmax_labels(p: np.ndarray) -> np.ndarray:
+    """(T, C+1) open-max probabilities -> (T,) int64 predicted labels, 0 = background (the
+    AVE protocol; the ground truth is `Annotation.snippet_labels`)."""
     return np.asarray(p).argmax(axis=1).astype(np.int64)
 
 
@@ -41,7 +41,7 @@ def event_segments(
 ) -> list[dict[str, Any]]:
     """Event localization as segments: each run of snippets whose argmax is one action class
     becomes {label, score, segment}, scored by that class's mean probability over the run."""
-    labels = snippet_labels(p)  # (T,)
+    labels = argmax_labels(p)  # (T,)
     onehot = labels[None, :] == np.arange(1, p.shape[1])[:, None]  # (C, T)
     k, s, e = _runs(onehot)
     out = [
