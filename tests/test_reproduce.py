@@ -353,7 +353,10 @@ def test_demo_runs_through_the_grid_runner(tmp_path: Path, monkeypatch, capsys):
 
 
 def test_report_columns_follow_the_runs_thresholds():
-    from avloc.report.tables import ALL_TIOU, ANET_COLUMNS, metric_columns, metric_value
+    from avloc.metrics import TIOU_KEYS
+    from avloc.report.tables import ANET_COLUMNS, metric_columns, metric_value
+
+    ALL_TIOU = list(TIOU_KEYS)
 
     assert metric_columns("action", ALL_TIOU) == ANET_COLUMNS
     thumos = [f"{t / 10:.2f}" for t in range(1, 8)]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from avloc.config import Config, config_from_dict
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, first_line
 from avloc.io import atomic_open
 from avloc.model import AVLocModel, build_model
 
@@ -127,8 +127,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupted, or carrying pickled objects
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AvlocError(f"{path}: not a loadable avloc checkpoint ({reason[:200]})") from None
+        raise AvlocError(f"{path}: not a loadable avloc checkpoint ({first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise AvlocError(f"{path}: not an avloc checkpoint")
     _check_contents(ckpt, path)
@@ -157,11 +156,9 @@ def model_from_checkpoint(
     model = build_model(cfg.model, da, dv, len(ckpt["classes"]))
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+    except RuntimeError as e:  # its first line only names the model class
         raise AvlocError(
-            f"{source}: weights do not fit the stored settings ({detail[:200]})"
+            f"{source}: weights do not fit the stored settings ({first_line(e, skip=1)})"
         ) from None
     return model, cfg
 

@@ -9,14 +9,13 @@ have the defaults they have.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, first_line
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -263,7 +262,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as e:
         raise AvlocError(f"{path}: cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:
-        raise AvlocError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise AvlocError(f"{path}: not valid YAML ({first_line(e)})") from None
 
 
 def load_config(preset_or_path: str | None, overrides: list[str] | None = None) -> Config:
@@ -287,6 +286,3 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a Config from `Config.to_dict()` output (as stored in checkpoints)."""
     return validate(apply_dict(Config(), values, "checkpoint settings"))
 
-
-def replace(cfg: Config, **sections: Any) -> Config:
-    return dataclasses.replace(cfg, **sections)

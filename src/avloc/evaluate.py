@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,7 +118,3 @@ def format_action_report(metrics: dict[str, Any], split: str) -> str:
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
-
-def default_output(run_or_ckpt: Path, split: str, suffix: str) -> Path:
-    base = run_or_ckpt if run_or_ckpt.is_dir() else run_or_ckpt.parent
-    return base / f"{split}_{suffix}"

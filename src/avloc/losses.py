@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from avloc.config import LossConfig
-from avloc.model import topk_count
+from avloc.model import NEG_INF, topk_count
 
 EPS = 1e-6
-NEG_INF = float("-inf")
 
 
 def _video_mean(per_snippet: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

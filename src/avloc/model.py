@@ -24,7 +24,7 @@ from torch import nn
 
 from avloc.config import ModelConfig
 
-NEG_INF = float("-inf")
+NEG_INF = float("-inf")  # masked scores: weight exp(-inf) = 0 (attention, the losses' top-k)
 
 
 def cross_attention_explicit(

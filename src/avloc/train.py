@@ -25,7 +25,6 @@ import json
 import math
 import os
 import random
-import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,11 +42,12 @@ from avloc.checkpoint import read_checkpoint, save_checkpoint
 from avloc.config import Config, apply_dict, read_yaml, validate
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, PairBatchSampler, collate
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, first_line
 from avloc.evaluate import evaluate_split, missing_classes_note, selection_metric
 from avloc.io import write_json_atomic, write_text_atomic
 from avloc.losses import total_loss
 from avloc.model import build_model
+from avloc.signals import stop_requests
 
 
 @dataclass
@@ -187,33 +187,6 @@ class ReplayCheckedSteps(Exception):
     """A deferred check found a non-finite step: replay from the last verified state."""
 
 
-@contextmanager
-def stop_on_signals():
-    """SIGINT/SIGTERM set a flag; the loop saves at the next batch and stops cleanly.
-
-    A second signal (Ctrl-C pressed twice during a long validation) stops at once:
-    checkpoints are written atomically, so the last one is intact either way.
-    """
-    flag = {"stop": False}
-
-    def handler(signum, frame):  # noqa: ARG001
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    old = {}
-    try:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            old[s] = signal.signal(s, handler)
-    except ValueError:  # not the main thread: no signal handling
-        pass
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 class Trainer:
     def __init__(self, cfg: Config, ds: Dataset, out: Path, device: torch.device, d: Dist):
         self.cfg, self.ds, self.out, self.device, self.dist = cfg, ds, out, device, d
@@ -330,9 +303,8 @@ class Trainer:
                                 list(p["history"]), sums, float(p.get("seconds", 0.0)))
             set_rng_state(ckpt["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise AvlocError(
-                f"{path}: does not fit this run ({type(e).__name__} {reason})"
+                f"{path}: does not fit this run ({type(e).__name__}: {first_line(e)})"
             ) from None
         self.progress = progress
 
@@ -574,7 +546,7 @@ class Trainer:
 
     def fit(self) -> None:
         try:
-            with stop_on_signals() as flag:
+            with stop_requests() as flag:
                 for epoch in range(self.progress.epoch, self.cfg.train.epochs):
                     losses = self.run_epoch(epoch, flag)
                     self.end_epoch(epoch, losses, self.progress.seconds)

@@ -10,6 +10,7 @@ from avloc.metrics.ave import oracle_accuracy, snippet_accuracy, video_event_cla
 from avloc.metrics.detection import (
     PAPER_RANGES,
     TIOU,
+    TIOU_KEYS,
     detection_map,
     format_map_table,
     format_scope,
@@ -19,11 +20,13 @@ from avloc.metrics.detection import (
     rank_detections,
     score_files,
     segment_iou,
+    tiou_keys,
 )
 
 __all__ = [
     "PAPER_RANGES",
     "TIOU",
+    "TIOU_KEYS",
     "GroundTruth",
     "Predictions",
     "detection_map",
@@ -37,6 +40,7 @@ __all__ = [
     "rank_detections",
     "score_files",
     "segment_iou",
+    "tiou_keys",
     "snippet_accuracy",
     "video_event_class",
 ]

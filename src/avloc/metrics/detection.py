@@ -53,6 +53,7 @@ from avloc.errors import AvlocError
 __all__ = [
     "PAPER_RANGES",
     "TIOU",
+    "TIOU_KEYS",
     "detection_map",
     "format_map_table",
     "format_scope",
@@ -62,9 +63,19 @@ __all__ = [
     "rank_detections",
     "score_files",
     "segment_iou",
+    "tiou_keys",
 ]
 
-TIOU = np.linspace(0.5, 0.95, 10)  # ActivityNet thresholds 0.50, 0.55, ..., 0.95
+# ActivityNet's thresholds 0.50, 0.55, ..., 0.95: eval.tiou's default "0.5:0.95:0.05"
+TIOU = np.linspace(0.5, 0.95, 10)
+
+
+def tiou_keys(thresholds: Sequence[float] | np.ndarray) -> list[str]:
+    """Thresholds as the metrics' keys: "0.50", "0.55", ..."""
+    return [f"{t:.2f}" for t in thresholds]
+
+
+TIOU_KEYS = tuple(tiou_keys(TIOU))  # "0.50" ... "0.95": the columns of the paper's tables
 
 
 def parse_tiou(text: str, where: str = "setting eval.tiou") -> np.ndarray:
@@ -300,7 +311,12 @@ def _true_positives(
     gt: GroundTruth, preds: Predictions, p_cls: np.ndarray, ranked: np.ndarray,
     thresholds: np.ndarray, ties: str,
 ) -> np.ndarray:
-    """(K, R) true-positive flags of the ranked detections `ranked` (R,)."""
+    """Which ranked detections are true positives: (K, R) bool, [k, r] True when detection
+    `ranked[r]` matches an instance at `thresholds[k]` (the official greedy matching).
+
+    p_cls: (P,) class code of every detection; ranked: (R,) the detections to match, class
+    by class in ranking order (`rank_detections`); ties: the visiting order of equal tIoU.
+    """
     vid_code = {v: i for i, v in enumerate(gt.durations)}
     n_vid = len(vid_code)
     gt_cls = _lookup({c: i for i, c in enumerate(gt.classes)}, gt.label)  # (N,)
@@ -367,7 +383,7 @@ def detection_map(
     for c in range(len(classes)):
         ap[:, c] = _average_precision(tp[:, bounds[c] : bounds[c + 1]], int(npos[c]))
     mean_ap = ap.mean(axis=1)  # (K,)
-    by_threshold = {f"{t:.2f}": float(v) for t, v in zip(thresholds, mean_ap, strict=True)}
+    by_threshold = dict(zip(tiou_keys(thresholds), map(float, mean_ap), strict=True))
     outside = [v for v in preds.video[kept].tolist() if v not in gt.durations]
     return {
         "mAP": by_threshold,
@@ -396,7 +412,7 @@ def range_averages(by_threshold: Mapping[str, float]) -> dict[str, float]:
     thresholds were all scored."""
     out = {}
     for text in PAPER_RANGES:
-        keys = [f"{t:.2f}" for t in parse_tiou(text)]
+        keys = tiou_keys(parse_tiou(text))
         if all(k in by_threshold for k in keys):
             out[f"{keys[0]}:{keys[-1]}"] = float(np.mean([by_threshold[k] for k in keys]))
     return out

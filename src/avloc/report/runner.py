@@ -21,14 +21,15 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from avloc.errors import AvlocError
 from avloc.report.grid import RunSpec, data_key
+from avloc.signals import terminate_as_interrupt
 
 RUN_FILES = ("config.yaml", "last.pt", "last.pt.prev", "best.pt")
 
@@ -100,31 +101,13 @@ def _attempt(spec: RunSpec, data_root: str | Path | None, dataset: Any) -> RunRe
     return RunResult(spec.key, status, metrics, time.perf_counter() - start)
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cluster scheduler's stop) is handled like Ctrl-C."""
-
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-
-
 # ---- one process -------------------------------------------------------------------------
 def run_serial(
     specs: list[RunSpec], data_root: str | Path | None, datasets: dict[str, Any],
     report: Callable[[RunResult], None],
 ) -> list[RunResult]:
     results = []
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         for spec in specs:
             report(RunResult(spec.key, "started"))
             try:
@@ -201,7 +184,7 @@ def run_parallel(
         p.start()
     results: dict[int, RunResult] = {}
     running: dict[int, int] = {}  # worker pid -> index of the run it trains
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         try:
             _collect(specs, procs, messages, results, running, report)
         except (KeyboardInterrupt, Interrupted):

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from avloc.io import write_json_atomic, write_text_atomic
+from avloc.metrics import TIOU_KEYS, parse_tiou, range_averages, tiou_keys
 from avloc.report.grid import Grid, RunSpec, varying_settings
 from avloc.report.paper import DATASETS, PAPER_TABLES, paper_numbers, table4_numbers
 from avloc.report.runner import read_metrics
 
 EVENT_COLUMNS = [("accuracy", "Accuracy (%)")]
-ALL_TIOU = [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]  # ActivityNet, the paper's tables
 ANET_COLUMNS = [("0.50", "mAP@0.5"), ("0.60", "mAP@0.6"), ("0.70", "mAP@0.7"),
                 ("0.80", "mAP@0.8"), ("average_mAP", "Avg. 0.5:0.95")]
 RANGE = "avg "  # key prefix of a paper range's average mAP, e.g. "avg 0.10:0.50"
@@ -31,9 +31,8 @@ def metric_columns(task: str, tiou: list[str]) -> list[tuple[str, str]]:
     otherwise (THUMOS'14) mAP at 0.3, 0.5, 0.7 and the paper ranges' averages."""
     if task == "event":
         return EVENT_COLUMNS
-    if tiou == ALL_TIOU:
+    if tiou == list(TIOU_KEYS):
         return ANET_COLUMNS
-    from avloc.metrics import range_averages
 
     whole = f"{tiou[0]}:{tiou[-1]}"
     ranges = [r for r in range_averages(dict.fromkeys(tiou, 0.0)) if r != whole]
@@ -41,11 +40,9 @@ def metric_columns(task: str, tiou: list[str]) -> list[tuple[str, str]]:
             + [(RANGE + r, f"Avg. {r}") for r in ranges] + [("average_mAP", f"Avg. {whole}")])
 
 
-def tiou_keys(specs: list[RunSpec]) -> list[str]:
+def runs_tiou_keys(specs: list[RunSpec]) -> list[str]:
     """The thresholds the runs are scored at (their eval.tiou), as metrics keys."""
-    from avloc.metrics import parse_tiou
-
-    return [f"{t:.2f}" for t in parse_tiou(specs[0].cfg.eval.tiou)] if specs else ALL_TIOU
+    return tiou_keys(parse_tiou(specs[0].cfg.eval.tiou)) if specs else list(TIOU_KEYS)
 
 
 def headline(task: str) -> str:
@@ -106,7 +103,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The report as JSON-ready data: per variant its runs, summaries, deltas, paper rows."""
     task, fmt = dataset["task"], dataset["format"]
-    tiou = tiou_keys(specs)
+    tiou = runs_tiou_keys(specs)
     columns = metric_columns(task, tiou)
     keys = [k for k, _ in columns] + (tiou if task == "action" else [])
     main = headline(task)
@@ -129,8 +126,8 @@ def build_report(
             "resolved": {k: _resolved(mine[0], k) for k in varying_settings(grid)},
             "runs": runs, "summary": summary,
             "paper": paper_numbers(grid.paper, v.paper, fmt) if grid.paper else None,
-            "paper_table4": (table4_numbers(v.paper) if fmt == "anet12" and tiou == ALL_TIOU
-                             else None),
+            "paper_table4": (table4_numbers(v.paper)
+                             if fmt == "anet12" and tiou == list(TIOU_KEYS) else None),
         })
     ref = next((v for v in variants if v["name"] == grid.reference), None)
     for v in variants:
@@ -223,7 +220,7 @@ def main_table(report: dict[str, Any]) -> str:
 
 def all_thresholds_table(report: dict[str, Any]) -> str:
     """Action data: mAP at every tIoU like the paper's Table 4."""
-    tiou = report["metric"].get("tiou", ALL_TIOU)
+    tiou = report["metric"].get("tiou", list(TIOU_KEYS))
     head = ["Variant"] + tiou + ["Avg."]
     rows = []
     for v in report["variants"]:
@@ -233,7 +230,7 @@ def all_thresholds_table(report: dict[str, Any]) -> str:
         if v.get("paper_table4"):
             p = v["paper_table4"]
             rows.append([f"↳ *paper* (Table 4) {v['name']}"]
-                        + [f"*{p[k]:.1f}*" for k in ALL_TIOU + ["average_mAP"]])
+                        + [f"*{p[k]:.1f}*" for k in [*TIOU_KEYS, "average_mAP"]])
     return _table(head, rows)
 
 
