@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avloc.anet_json import parse_ground_truth, predictions_from_results, results_json
-from avloc.config import LocalizeConfig
+from avloc.config import LocalizeConfig, load_config
 from avloc.errors import AvlocError
 from avloc.io import write_json_atomic
 from avloc.metrics import detection_map
@@ -172,9 +172,9 @@ def test_nms_is_per_class():
      ("nms_iou", 1.0), ("act_threshold_step", -0.1)],
 )
 def test_bad_settings(field, value):
+    """Refused when the settings load (config.validate), not when segments are first made."""
     with pytest.raises(AvlocError, match=f"localize.{field}"):
-        segments_from_cas(np.zeros((4, 3)), np.zeros(3), 1.0, CLASSES,
-                          LocalizeConfig(**{field: value}))
+        load_config("demo", [f"localize.{field}={value}"])
 
 
 def test_shape_mismatch():

@@ -9,6 +9,7 @@ have the defaults they have.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -148,40 +149,76 @@ CHOICES = {
 
 
 def validate(cfg: Config) -> Config:
-    """Reject settings that cannot work together, naming the setting."""
+    """Reject settings that cannot work, alone or together, naming the setting in one line.
+
+    The one place settings are checked: every way of loading them (a preset, a YAML file,
+    KEY=VALUE overrides, a run's config.yaml, a checkpoint's settings) ends here, so a bad
+    value fails before anything runs, not at the first use. Only what depends on the
+    machine (train.device=cuda without a GPU) is found when training starts.
+    """
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:
             raise AvlocError(f"setting {key}={value!r}: expected one of {', '.join(allowed)}")
-    m, lo = cfg.model, cfg.loss
-    if m.stages < 0:
-        raise AvlocError(f"setting model.stages={m.stages}: must be >= 0")
-    if m.modality != "av" and m.stages > 0:
-        raise AvlocError(
-            f"setting model.stages={m.stages}: cross attention needs model.modality=av "
-            f"(got {m.modality}); use model.stages=0 for uni-modal models"
-        )
-    if m.classifier == "softmax" and lo.beta > 0:
-        raise AvlocError(
-            "setting loss.beta: the foreground continuity loss needs the open-max classifier's "
-            "foreground reliability; set loss.beta=0 with model.classifier=softmax "
-            "(paper, Sec. 4.3)"
-        )
-    if not 0 <= m.dropout < 1:
-        raise AvlocError(f"setting model.dropout={m.dropout}: must be in [0, 1)")
-    if lo.cont_window < 0 or lo.cont_window % 2:
-        raise AvlocError(f"setting loss.cont_window={lo.cont_window}: B must be even and >= 0")
-    if lo.pseudo_neighbors < 0 or lo.pseudo_neighbors % 2:
-        raise AvlocError(f"setting loss.pseudo_neighbors={lo.pseudo_neighbors}: N must be even")
-    if lo.topk_divisor < 1:
-        raise AvlocError(f"setting loss.topk_divisor={lo.topk_divisor}: must be >= 1")
-    if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
-        raise AvlocError("setting train.batch_size / train.epochs: must be positive")
-    from avloc.metrics import parse_tiou
+    _check_data(cfg.data)
+    _check_model_and_loss(cfg.model, cfg.loss)
+    _check_train(cfg.train)
+    _check_localize(cfg.localize)
+    from avloc.metrics import parse_tiou  # avloc.metrics imports avloc.data, which imports this
 
     parse_tiou(cfg.eval.tiou)
     return cfg
+
+
+def _need(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise AvlocError(f"setting {key}={value!r}: {rule}")
+
+
+def _at_least(section: str, values: Any, lowest: dict[str, float]) -> None:
+    for name, low in lowest.items():
+        _need(getattr(values, name) >= low, f"{section}.{name}", getattr(values, name),
+              f"must be >= {low}")
+
+
+def _check_data(d: DataConfig) -> None:
+    _need(d.snippet_seconds > 0, "data.snippet_seconds", d.snippet_seconds, "must be > 0")
+    _need(0 <= d.val_fraction < 1, "data.val_fraction", d.val_fraction, "must be in [0, 1)")
+    _at_least("data", d, {"max_seqlen": 1, "length_tolerance": 0, "synth_classes": 1,
+                          "synth_videos": 1, "synth_background_videos": 0, "synth_audio_dim": 1,
+                          "synth_visual_dim": 1, "synth_length": 2, "synth_noise": 0})
+
+
+def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
+    _at_least("model", m, {"d_x": 1, "stages": 0})
+    _need(m.modality == "av" or m.stages == 0, "model.stages", m.stages,
+          f"cross attention needs model.modality=av (got {m.modality}); use model.stages=0 "
+          "for uni-modal models")
+    _need(m.classifier == "openmax" or lo.beta == 0, "loss.beta", lo.beta,
+          "the foreground continuity loss needs the open-max classifier's foreground "
+          "reliability; set loss.beta=0 with model.classifier=softmax (paper, Sec. 4.3)")
+    _need(0 <= m.dropout < 1, "model.dropout", m.dropout, "must be in [0, 1)")
+    _at_least("loss", lo, {"alpha": 0, "beta": 0, "gamma": 0, "cont_sigma": 0, "topk_divisor": 1})
+    _need(lo.cont_window >= 0 and lo.cont_window % 2 == 0, "loss.cont_window", lo.cont_window,
+          "B must be even and >= 0")
+    _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",
+          lo.pseudo_neighbors, "N must be even and >= 0")
+
+
+def _check_train(t: TrainConfig) -> None:
+    _at_least("train", t, {"epochs": 1, "batch_size": 1, "eval_every": 1, "weight_decay": 0,
+                           "similar_pairs": 0, "checkpoint_every": 0})
+    _need(t.lr > 0, "train.lr", t.lr, "must be > 0")
+    _need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, "train.device", t.device,
+          "expected auto, cpu, cuda or cuda:N")
+
+
+def _check_localize(c: LocalizeConfig) -> None:
+    _need(0 <= c.act_threshold < 1, "localize.act_threshold", c.act_threshold,
+          "must be in [0, 1)")
+    _need(0 <= c.nms_iou < 1, "localize.nms_iou", c.nms_iou, "must be in [0, 1)")
+    _at_least("localize", c, {"act_threshold_step": 0, "smooth": 1, "min_snippets": 1})
 
 
 def _parse_value(text: str) -> Any:

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from avloc.config import LocalizeConfig
-from avloc.errors import AvlocError
 from avloc.metrics import segment_iou
 
 __all__ = ["argmax_labels", "event_segments", "segments_from_cas", "video_class_scores"]
@@ -60,19 +59,6 @@ def video_class_scores(cas: np.ndarray, topk_divisor: int = 8) -> np.ndarray:
     """
     k = max(1, -(-len(cas) // topk_divisor))
     return np.sort(cas, axis=0)[-k:].mean(axis=0)  # (C,)
-
-
-def _check(cfg: LocalizeConfig) -> None:
-    if cfg.class_filter not in ("mean", "none"):
-        raise AvlocError(f"setting localize.class_filter={cfg.class_filter!r}: mean | none")
-    if not 0 <= cfg.act_threshold < 1:
-        raise AvlocError(f"setting localize.act_threshold={cfg.act_threshold}: must be in [0, 1)")
-    if cfg.act_threshold_step < 0:
-        raise AvlocError(f"setting localize.act_threshold_step={cfg.act_threshold_step}: >= 0")
-    if cfg.smooth < 1 or cfg.min_snippets < 1:
-        raise AvlocError("setting localize.smooth / localize.min_snippets: must be >= 1")
-    if not 0 <= cfg.nms_iou < 1:
-        raise AvlocError(f"setting localize.nms_iou={cfg.nms_iou}: must be in [0, 1)")
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -136,8 +122,7 @@ def segments_from_cas(
     Returns [{"label", "score", "segment": [start, end]}] in descending score, ready for
     the results JSON.
     """
-    cfg = cfg or LocalizeConfig()
-    _check(cfg)
+    cfg = cfg or LocalizeConfig()  # checked by config.validate when the settings load
     cas = np.asarray(cas, dtype=np.float64)
     video_scores = np.asarray(video_scores, dtype=np.float64)
     if cas.ndim != 2 or cas.shape[1] != len(classes) or video_scores.shape != (len(classes),):

@@ -221,10 +221,9 @@ def holdout(
     Coverage first: within that size, every class with two or more videos gets one held-out
     video (rarest classes first; never a class's last remaining training video), so that
     validation can score every class where the fraction allows it. Then the groups are
-    filled to their share.
+    filled to their share. `fraction` is in [0, 1) (setting data.val_fraction, checked by
+    config.validate).
     """
-    if not 0 <= fraction < 1:
-        raise AvlocError(f"setting data.val_fraction={fraction}: must be in [0, 1)")
     if not len(labels):
         return [], []
     y = np.array([np.asarray(lab) > 0 for lab in labels]).reshape(len(labels), -1)  # (N, C)
