@@ -8,8 +8,6 @@ by step and batch, with the last good state saved, exactly as the per-step check
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 import torch
@@ -20,7 +18,8 @@ from avloc.data import load_dataset
 from avloc.errors import AvlocError
 from avloc.model import AVLocModel
 from avloc.predict import predict
-from avloc.train import Dist, Trainer
+from avloc.train import Dist, FiniteChecks, Trainer
+from avloc.train.run_folder import seed_generators
 
 TINY = ["data.synth_videos=40", "data.synth_background_videos=8", "model.d_x=32",
         "train.batch_size=8", "train.epochs=2", "train.eval_every=100", "train.progress=false"]
@@ -37,10 +36,9 @@ def fit(tmp_path, name, overrides=(), check_every=1, threaded=False, poison=None
         ds.splits["train"][poison].audio[:] = np.nan
     out = tmp_path / name
     out.mkdir()
-    trainer = Trainer(cfg, ds, out, torch.device("cpu"), Dist())
-    trainer.check_every = check_every
-    if threaded:
-        trainer.loader = ThreadPoolExecutor(1)
+    seed_generators(cfg.train.seed)  # as train() does: the same initial weights every time
+    trainer = Trainer(cfg, ds, out, torch.device("cpu"), Dist(),
+                      finite=FiniteChecks(every=check_every), prefetch=threaded)
     try:
         trainer.fit()
     except AvlocError as e:

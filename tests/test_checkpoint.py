@@ -339,7 +339,7 @@ def test_resume_with_every_checkpoint_broken_is_an_error_that_keeps_them(tmp_pat
 def test_checkpoint_of_other_classes_is_refused_on_resume(tmp_path, capsys):
     from avloc.config import load_config
     from avloc.data.synthetic import make_synthetic
-    from avloc.train import train
+    from avloc.train import resume, train
 
     out = tmp_path / "run"
     cfg = load_config("demo", ["model.d_x=8", "data.synth_videos=8", "train.epochs=1",
@@ -348,4 +348,4 @@ def test_checkpoint_of_other_classes_is_refused_on_resume(tmp_path, capsys):
     ds = make_synthetic(cfg.data)
     ds.classes = [f"other{c}" for c in range(len(ds.classes))]
     with pytest.raises(AvlocError, match="class list differs"):
-        train(cfg, None, out, resume=True, dataset=ds)
+        resume(out, dataset=ds)

@@ -238,7 +238,7 @@ def test_nonfinite_feature_stops_with_step_batch_and_video(bad, tmp_path, one_th
                                                            monkeypatch):
     """The last line of defence, with the up-front check switched off: the step that meets
     the bad video stops the run, naming it, after saving the last good state."""
-    import avloc.train as tr
+    import avloc.train.loop as tr
 
     monkeypatch.setattr(tr, "check_training_data", lambda ds: None)
     cfg = load_config("demo", [*SMALL, "train.batch_size=10"])
@@ -264,7 +264,7 @@ def test_nonfinite_gradient_with_finite_loss_stops_before_the_weights_change(
 ):
     """sqrt at 0 has an infinite derivative: the loss is finite, the gradient is not. The
     weights saved are those before that step, bit for bit."""
-    import avloc.train as tr
+    import avloc.train.loop as tr
 
     cfg = load_config("demo", SMALL)
     calls = {"n": 0}

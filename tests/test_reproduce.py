@@ -195,13 +195,18 @@ def test_grid_end_to_end_interrupted_and_resumed(tiny_grid: Path, tmp_path: Path
 
     monkeypatch.setattr(avloc.train.Trainer, "end_epoch", end_epoch)
     calls = []
-    real_train = avloc.train.train
+    real_train, real_resume = avloc.train.train, avloc.train.resume
 
-    def spy(cfg, data_root, run_dir, resume=False, dataset=None):
-        calls.append((Path(run_dir).relative_to(out).as_posix(), resume))
-        return real_train(cfg, data_root, run_dir, resume=resume, dataset=dataset)
+    def spy_train(cfg, data_root, run_dir, dataset=None):
+        calls.append((Path(run_dir).relative_to(out).as_posix(), False))
+        return real_train(cfg, data_root, run_dir, dataset=dataset)
 
-    monkeypatch.setattr(avloc.train, "train", spy)
+    def spy_resume(run_dir, data_root=None, dataset=None):
+        calls.append((Path(run_dir).relative_to(out).as_posix(), True))
+        return real_resume(run_dir, data_root, dataset=dataset)
+
+    monkeypatch.setattr(avloc.train, "train", spy_train)
+    monkeypatch.setattr(avloc.train, "resume", spy_resume)
     reproduce(str(tiny_grid), out)
     assert calls == [("runs/visual/seed0", True), ("runs/visual/seed1", False)]
     after = _metrics_mtimes(out)
@@ -349,6 +354,7 @@ def test_demo_runs_through_the_grid_runner(tmp_path: Path, monkeypatch, capsys):
     assert json.loads((tmp_path / "demo.json").read_text()) == results
     calls = []
     monkeypatch.setattr(avloc.train, "train", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(avloc.train, "resume", lambda *a, **k: calls.append(a))
     assert run_demo(tmp_path, tiny) == results and calls == []  # finished runs are kept
 
 

@@ -55,7 +55,7 @@ def install_fault(fault: str) -> None:
     print each finished step and pause S seconds, so that the test can signal the process
     from outside (S = 0: the signal lands wherever the process has got to)."""
     import avloc.checkpoint as ck
-    import avloc.train as tr
+    import avloc.train.loop as tr
 
     point, _, n_text = fault.partition(":")
     n, seen = float(n_text or 0), [0]

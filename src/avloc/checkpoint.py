@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from avloc.config import Config, config_from_dict
+from avloc.data.base import Dataset
 from avloc.errors import AvlocError, first_line
 from avloc.io import atomic_open
 from avloc.model import AVLocModel, build_model
@@ -67,11 +68,38 @@ def save_checkpoint(path: Path, payload: dict[str, Any], keep_previous: bool = F
     """Save atomically; with keep_previous the old file survives as `<name>.prev`.
 
     The new file is written completely before the old one is moved aside, so the window
-    in which `path` is missing is two renames long; `Trainer.restore` then uses `.prev`.
+    in which `path` is missing is two renames long; a resume (`RunFolder.restore`) then
+    uses `.prev`.
     """
     payload = {"format": FORMAT, "version": VERSION, **payload}
     payload["checksum"] = payload_checksum(payload)
     atomic_torch_save(payload, path, keep_previous)
+
+
+def checkpoint_header(cfg: Config, ds: Dataset) -> dict[str, Any]:
+    """What every checkpoint of a run holds besides its weights: the settings, and what the
+    model needs of the data (classes, feature sizes, task, snippet grid, feature extractors)."""
+    return {
+        "config": cfg.to_dict(),
+        "classes": list(ds.classes),
+        "feature_dims": list(ds.feature_dims),
+        "task": ds.task,
+        "snippet_seconds": ds.snippet_seconds,
+        "extractors": ds.extractors,
+    }
+
+
+def check_compatible(ds: Dataset, ckpt: dict[str, Any], source: str) -> None:
+    """A checkpoint only runs on data with its classes and feature sizes."""
+    dims = list(ds.feature_dims)
+    if list(ckpt["feature_dims"]) != dims:
+        raise AvlocError(
+            f"{source}: trained on features of dims (audio, visual) = "
+            f"{tuple(ckpt['feature_dims'])}, "
+            f"but the data has {tuple(dims)}"
+        )
+    if list(ckpt["classes"]) != list(ds.classes):
+        raise AvlocError(f"{source}: the data's class list differs from the checkpoint's")
 
 
 def _check_contents(ckpt: dict[str, Any], path: Path) -> None:

@@ -24,10 +24,10 @@ presets: ave, anet12, demo (or a YAML file); settings are SECTION.NAME=VALUE
 
 def cmd_train(args: argparse.Namespace) -> None:
     from avloc.config import load_config
-    from avloc.train import train
+    from avloc.train import resume, train
 
     if args.resume:
-        train(None, args.data, Path(args.resume), resume=True)  # type: ignore[arg-type]
+        resume(Path(args.resume), args.data)
         return
     if not args.out:
         raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
@@ -36,12 +36,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from avloc.checkpoint import load_model
+    from avloc.checkpoint import check_compatible, load_model
     from avloc.config import validate
     from avloc.data import load_dataset
     from avloc.evaluate import evaluate_split, format_action_report, format_event_table
     from avloc.io import write_json_atomic
-    from avloc.train import check_compatible
 
     model, cfg, ckpt = load_model(args.run)
     if args.data_format:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,19 @@ def evaluate_split(
     if ds.task == "event":
         return event_metrics(ds, preds), preds
     return action_metrics(ds, preds, cfg, split), preds
+
+
+def score_with_best(
+    path: Path, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """A finished run's numbers: its val and test splits (those the data has) scored with the
+    weights of its best validation epoch, the checkpoint at `path`."""
+    from avloc.checkpoint import model_from_checkpoint, read_checkpoint
+
+    model, _ = model_from_checkpoint(read_checkpoint(path), str(path))
+    model.to(device)
+    return {split: evaluate_split(model, ds, split, cfg, device)[0]
+            for split in ("val", "test") if ds.splits.get(split)}
 
 
 def selection_metric(cfg: Config, task: str) -> str:

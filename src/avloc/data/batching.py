@@ -1,8 +1,9 @@
-"""Batches for training: pair sampling for CASL, padding, masks and crops.
+"""Batches for training: pair sampling for CASL, padding, masks and crops, prefetching.
 
 The batch order is a pure function of (seed, epoch): resuming a run only needs the
 epoch and the batch index, and every process of a distributed run computes the same
-global batches and takes its own slice.
+global batches and takes its own slice (`load_share`). On a GPU a helper thread
+assembles the next batch while the device runs this one (`BatchPrefetcher`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -116,3 +118,44 @@ def collate(
     labels = np.stack([v.labels for v in videos])
     shared = torch.from_numpy(np.flatnonzero((labels > 0).sum(0) >= 2))
     return Batch(audio, visual, mask, torch.from_numpy(labels).float(), shared)
+
+
+def load_share(
+    videos: Sequence[Video], mine: np.ndarray, seed: int, epoch: int, max_len: int,
+    pin: bool = False,
+) -> Batch:
+    """One process's share `mine` (indices into `videos`) of a global training batch, on
+    the CPU; each video cropped by a generator of (seed, epoch, video), so its crop does not
+    depend on the batch or process that holds it. `pin`: in page-locked memory, so that the
+    copy to a CUDA device does not wait for the device."""
+    crops = [np.random.default_rng([seed, epoch, int(i)]) for i in mine]
+    batch = collate([videos[i] for i in mine], max_len, crops)
+    return batch.map(torch.Tensor.pin_memory) if pin else batch
+
+
+class BatchPrefetcher:
+    """Batches by (epoch, index), assembled ahead in a helper thread when `ahead` (GPU
+    training) or on request otherwise. `load(epoch, groups)` builds one batch."""
+
+    def __init__(self, load: Callable[[int, list[np.ndarray]], Batch], ahead: bool) -> None:
+        self.load = load
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="avloc-batch") if ahead else None
+        self.pending: dict[tuple[int, int], Future] = {}
+
+    def prefetch(self, epoch: int, index: int, batches: list[list[np.ndarray]]) -> None:
+        """Start assembling batch `index` of the epoch's `batches` (when there is one)."""
+        if self.pool is not None and index < len(batches):
+            self.pending[(epoch, index)] = self.pool.submit(self.load, epoch, batches[index])
+
+    def get(self, epoch: int, index: int, groups: list[np.ndarray]) -> Batch:
+        """Batch `index` (whose groups are `groups`): the prefetched one, or built now."""
+        ready = self.pending.pop((epoch, index), None)
+        return ready.result() if ready is not None else self.load(epoch, groups)
+
+    def forget(self) -> None:
+        """Drop batches assembled ahead (a replay goes back to earlier ones)."""
+        self.pending = {}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,5 @@
-"""Checks and helpers shared by the dataset readers (AVE, ActivityNet 1.2, generic).
+"""Checks and helpers shared by the dataset readers (AVE, ActivityNet 1.2, generic), and
+the check of a whole dataset before training (`check_training_data`).
 
 Every reader validates the whole input when it loads, before any training starts, and
 reports the first problem as a one-line `AvlocError` that names the file, the video (or
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from avloc.data.base import Segment, snippets_in
+from avloc.data.base import Dataset, Segment, snippets_in
 from avloc.errors import AvlocError
 
 AV_TOLERANCE = 1  # snippets by which audio and visual counts may differ (ANet, generic)
@@ -109,6 +110,33 @@ def check_feature_dims(dims: tuple[int, int], first: tuple[int, int], where: str
             f"{where}: feature dimensions (audio, visual) = {dims} differ from {first} "
             "of the first video"
         )
+
+
+def check_training_data(ds: Dataset) -> None:
+    """Every video of every split, before the first step: a bad one found at epoch 50
+    would waste the run. The readers check their files in detail; this also covers a
+    Dataset built in Python and passed to `train(dataset=...)`: (T, D) float features with
+    T >= 1, finite, as many audio as visual snippets, one (D_a, D_v) for all, C labels of
+    0 or 1."""
+    dims, c = None, ds.num_classes
+    for split, videos in ds.splits.items():
+        for v in videos:
+            where = f"dataset {ds.name}, {split} video {v.vid}"
+            for name, x in (("audio", v.audio), ("visual", v.visual)):
+                if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] > 0
+                        and np.issubdtype(x.dtype, np.floating)):
+                    raise AvlocError(f"{where}: {name} features must be a (T, D) float array "
+                                     f"with T >= 1 (got {getattr(x, 'shape', type(x))})")
+                check_features_finite(x, where, name)
+            if v.audio.shape[0] != v.visual.shape[0]:
+                raise AvlocError(f"{where}: {v.audio.shape[0]} audio but "
+                                 f"{v.visual.shape[0]} visual snippets")
+            dims = dims or (v.audio.shape[1], v.visual.shape[1])
+            if (v.audio.shape[1], v.visual.shape[1]) != dims:
+                raise AvlocError(f"{where}: feature dims differ from the first video's {dims}")
+            labels = np.asarray(v.labels)
+            if labels.shape != (c,) or not np.isin(labels, (0, 1)).all():
+                raise AvlocError(f"{where}: labels must be {c} values of 0 or 1")
 
 
 def check_length(

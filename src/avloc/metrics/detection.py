@@ -50,22 +50,6 @@ from avloc.anet_json import (
 )
 from avloc.errors import AvlocError
 
-__all__ = [
-    "PAPER_RANGES",
-    "TIOU",
-    "TIOU_KEYS",
-    "detection_map",
-    "format_map_table",
-    "format_scope",
-    "interpolated_ap",
-    "parse_tiou",
-    "range_averages",
-    "rank_detections",
-    "score_files",
-    "segment_iou",
-    "tiou_keys",
-]
-
 # ActivityNet's thresholds 0.50, 0.55, ..., 0.95: eval.tiou's default "0.5:0.95:0.05"
 TIOU = np.linspace(0.5, 0.95, 10)
 

@@ -83,8 +83,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 def load_data(run: LoadedRun, data_root: str | Path | None, others: Sequence[LoadedRun] = ()):
     """The dataset the run was trained on (its stored data settings), checked against it."""
+    from avloc.checkpoint import check_compatible
     from avloc.data import load_dataset
-    from avloc.train import check_compatible
 
     ds = load_dataset(run.cfg.data, data_root)
     for r in (run, *others):

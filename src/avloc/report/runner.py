@@ -65,7 +65,7 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
 
 def train_run(spec: RunSpec, data_root: str | Path | None, dataset: Any = None) -> dict[str, Any]:
     """Train, resume or just read one run; its console output goes to train.log."""
-    from avloc.train import train
+    from avloc.train import resume, train
 
     state = run_state(spec.dir)
     if state == "done":
@@ -75,7 +75,9 @@ def train_run(spec: RunSpec, data_root: str | Path | None, dataset: Any = None) 
         verb = "resumed" if state == "partial" else "started"
         print(f"# avloc reproduce: {spec.key} {verb} {time.strftime('%Y-%m-%d %H:%M:%S')}",
               flush=True)
-        return train(spec.cfg, data_root, spec.dir, resume=state == "partial", dataset=dataset)
+        if state == "partial":
+            return resume(spec.dir, data_root, dataset=dataset)
+        return train(spec.cfg, data_root, spec.dir, dataset=dataset)
 
 
 def _classify(error: AvlocError) -> str:

@@ -1,0 +1,313 @@
+"""The training loop: steps, epochs, the end of an epoch, and its two entry points,
+`train()` (a new run) and `resume()` (continue one after a kill or a signal).
+
+Determinism: batch order and crops are functions of (seed, epoch, batch); dropout draws
+from torch's global generator, whose state is checkpointed (with CUDA's, NumPy's and
+Python's). A run resumed from any checkpoint ends with the same weights, log and
+metrics as an uninterrupted one (bit-identical on CPU with the same thread count;
+docs/reliability.md lists what was tried).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avloc.config import Config
+from avloc.data import Dataset, load_dataset
+from avloc.data.batching import Batch, BatchPrefetcher, PairBatchSampler, load_share
+from avloc.data.checks import check_training_data
+from avloc.errors import AvlocError
+from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best, selection_metric
+from avloc.io import write_json_atomic
+from avloc.losses import total_loss
+from avloc.model import build_model
+from avloc.signals import stop_requests
+from avloc.train.distributed import (
+    Dist,
+    barrier,
+    mean_over_ranks,
+    rank_dropout,
+    setup_distributed,
+    wrap_model,
+)
+from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
+from avloc.train.run_folder import (
+    Progress,
+    RunFolder,
+    read_run_config,
+    remembered_data_root,
+    seed_generators,
+)
+
+
+class StopRequested(Exception):
+    """A signal asked training to stop; last.pt holds where to resume."""
+
+
+class Trainer:
+    """One process's training of one run: model, optimizer, batches and position."""
+
+    def __init__(
+        self, cfg: Config, ds: Dataset, out: Path, device: torch.device, d: Dist,
+        finite: FiniteChecks | None = None, prefetch: bool | None = None,
+    ) -> None:
+        """Build the model (its initial weights drawn from torch's global generator: seed it
+        first, `seed_generators`), the optimizer and the batch sampler. `finite`: the NaN/Inf
+        checks (default: every step on a CPU, every train.finite_check_every steps on CUDA);
+        `prefetch`: assemble batches in a helper thread (default: on CUDA)."""
+        if not ds.splits.get("train"):
+            raise AvlocError(f"dataset {ds.name}: the train split is empty")
+        self.cfg, self.ds, self.out, self.device, self.dist = cfg, ds, Path(out), device, d
+        self.folder = RunFolder(self.out, d.main)
+        da, dv = ds.feature_dims
+        self.model = build_model(cfg.model, da, dv, ds.num_classes).to(device)
+        self.optim = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+        self.net = wrap_model(self.model, d, device)
+        if cfg.train.compile:
+            self.net = torch.compile(self.net)
+        self.sampler = PairBatchSampler(
+            ds.splits["train"], cfg.train.batch_size, cfg.train.similar_pairs, cfg.train.seed,
+            groups=d.world,
+        )
+        cuda = device.type == "cuda"
+        self.finite = finite or FiniteChecks(cfg.train.finite_check_every if cuda else 1, d.world)
+        self.batches = BatchPrefetcher(self._load, cuda if prefetch is None else prefetch)
+        self.progress = Progress()
+        self.metric_name = selection_metric(cfg, ds.task)
+        self.told_missing_classes = False
+
+    # ---- checkpoints (RunFolder) ----------------------------------------------------------
+    def save_last(self) -> None:
+        self.folder.save_last(self.cfg, self.ds, self.model, self.optim, self.progress)
+
+    def save_best(self) -> None:
+        self.folder.save_best(self.cfg, self.ds, self.model, self.progress.epoch)
+
+    def restore(self) -> bool:
+        """Continue from the run folder's last checkpoint; False when it holds none yet."""
+        progress = self.folder.restore(self.ds, self.model, self.optim, self.device)
+        if progress is not None:
+            self.progress = progress
+        return progress is not None
+
+    # ---- one step -------------------------------------------------------------------------
+    def _load(self, epoch: int, groups: list[np.ndarray]) -> Batch:
+        return load_share(self.ds.splits["train"], groups[self.dist.rank], self.cfg.train.seed,
+                          epoch, self.cfg.data.max_seqlen, pin=self.device.type == "cuda")
+
+    def rank_dropout(self) -> AbstractContextManager[None]:
+        """Dropout masks of this process and step (`distributed.rank_dropout`)."""
+        return rank_dropout(self.dist, self.cfg.train.seed, self.progress.step, self.device)
+
+    def train_step(
+        self, epoch: int, index: int, groups: list[np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        """One optimizer step on batch `index` of `epoch` (`groups`: each process's video
+        indices). Returns the batch's total loss L (Eq. 10) as "loss" and its parts, 0-d
+        tensors on the device, detached (reading them waits for the device). A non-finite
+        step checked now saves the last good state and stops with `nonfinite_error`."""
+        batch = self.batches.get(epoch, index, groups).to(self.device)  # non-blocking on CUDA
+        self.net.train()
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp)
+        with self.rank_dropout(), amp:
+            out = self.net(batch.audio, batch.visual, batch.mask)
+        out = {k: v.float() for k, v in out.items()}
+        loss, parts = total_loss(out, batch.mask, batch.labels, self.cfg.loss, batch.casl_classes)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        what = self.finite.after_backward(loss, self.model)
+        if what is not None:  # the optimizer has not stepped: last.pt gets the last good state
+            self.optim.zero_grad(set_to_none=True)
+            self.save_last()
+            videos = [self.ds.splits["train"][i] for i in groups[self.dist.rank]]
+            raise nonfinite_error(what, self.progress.step + 1, epoch, index, videos,
+                                  self.out / "last.pt")
+        self.optim.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    # ---- one epoch ------------------------------------------------------------------------
+    def run_epoch(self, epoch: int, flag: dict[str, bool]) -> dict[str, float]:
+        """The epoch's mean losses. A non-finite step found by a deferred check replays the
+        steps since the last verified state, checking each (FiniteChecks)."""
+        self.finite.start_epoch()
+        while True:
+            try:
+                return self._run_epoch(epoch, flag)
+            except ReplayCheckedSteps as replay:
+                self.progress = replay.progress
+                self.batches.forget()
+
+    def _verify(self, everyone: bool = True) -> None:
+        self.finite.verify_and_snapshot(self.model, self.optim, self.progress, everyone)
+
+    def _run_epoch(self, epoch: int, flag: dict[str, bool]) -> dict[str, float]:
+        batches = self.sampler.epoch(epoch)
+        p = self.progress
+        sums = p.sums  # the loss sums of batches done before a resume, else empty
+        start, before = time.perf_counter(), p.seconds
+        self._verify()  # the state a bad window rolls back to
+        bar = tqdm(total=len(batches), initial=p.batch, desc=f"epoch {epoch + 1}",
+                   leave=False, disable=not (self.cfg.train.progress and self.dist.main))
+        try:
+            self.batches.prefetch(epoch, p.batch, batches)
+            for index in range(p.batch, len(batches)):
+                if flag["stop"]:
+                    self._verify(everyone=False)
+                    p.seconds = before + time.perf_counter() - start
+                    self.save_last()
+                    raise StopRequested
+                self.batches.prefetch(epoch, index + 1, batches)
+                parts = self.train_step(epoch, index, batches[index])
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0) + v
+                p.batch, p.step = index + 1, p.step + 1
+                bar.update(1)
+                every = self.cfg.train.checkpoint_every
+                if every and p.step % every == 0 and index + 1 < len(batches):
+                    self._verify()
+                    p.seconds = before + time.perf_counter() - start
+                    self.save_last()
+                elif self.finite.due(p.step):
+                    self._verify()
+            self._verify()
+        finally:
+            bar.close()
+        p.seconds = before + time.perf_counter() - start
+        n = max(len(batches), 1)
+        return {k: float(v) / n for k, v in mean_over_ranks(sums, self.dist, self.device).items()}
+
+    def end_epoch(self, epoch: int, losses: dict[str, float], seconds: float) -> None:
+        """Close epoch `epoch` (0-based): validate when due, log it, save last.pt."""
+        p = self.progress
+        p.epoch, p.batch, p.sums, p.seconds = epoch + 1, 0, {}, 0.0
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": p.step, "seconds": round(seconds, 3),
+                                  **{f"loss_{k}": v for k, v in losses.items()}}
+        self.validate_and_keep_best(epoch, record)
+        p.history.append(record)
+        self.folder.append_log(record)
+        if self.dist.main:
+            print(format_log_line(record, self.metric_name), flush=True)
+        self.save_last()
+
+    def validate_and_keep_best(self, epoch: int, record: dict[str, Any]) -> None:
+        """Rank 0, every train.eval_every epochs and at the last: the validation metric goes
+        into `record`, and best.pt follows its best epoch. Without a validation split the
+        last epoch is the model."""
+        last = epoch + 1 == self.cfg.train.epochs
+        if not self.dist.main or ((epoch + 1) % self.cfg.train.eval_every and not last):
+            return
+        p, metrics = self.progress, self.validation_metrics()
+        if metrics is not None:
+            value = float(metrics[self.metric_name])
+            record[f"val_{self.metric_name}"] = value
+            if value > p.best_metric:
+                p.best_metric, p.best_epoch = value, epoch + 1
+                self.save_best()
+        elif last:
+            p.best_epoch = epoch + 1
+            self.save_best()
+
+    def validation_metrics(self) -> dict[str, Any] | None:
+        """The validation split's metrics; None without a validation split."""
+        if not self.ds.splits.get("val"):
+            return None
+        metrics, _ = evaluate_split(self.model, self.ds, "val", self.cfg, self.device)
+        note = missing_classes_note(metrics, "validation")
+        if note and not self.told_missing_classes:  # the same every epoch: said once
+            print(f"avloc: {note}", flush=True)
+            self.told_missing_classes = True
+        return metrics
+
+    def fit(self) -> None:
+        """Train from the current position to the last epoch; StopRequested on a signal."""
+        try:
+            with stop_requests() as flag:
+                for epoch in range(self.progress.epoch, self.cfg.train.epochs):
+                    losses = self.run_epoch(epoch, flag)
+                    self.end_epoch(epoch, losses, self.progress.seconds)
+                    barrier(self.dist)
+        finally:
+            self.batches.close()
+
+
+def format_log_line(record: dict[str, Any], metric: str) -> str:
+    losses = " ".join(f"{k[5:]} {v:.4f}" for k, v in record.items() if k.startswith("loss_"))
+    val = record.get(f"val_{metric}")
+    val_text = f" | val {metric} {val:.4f}" if val is not None else ""
+    return f"epoch {record['epoch']:3d} | {losses}{val_text} | {record['seconds']:.1f}s"
+
+
+# ---- the entry points ---------------------------------------------------------------------
+def train(
+    cfg: Config, data_root: str | Path | None, out: str | Path, dataset: Dataset | None = None,
+) -> dict[str, Any]:
+    """Start a run in `out`, which must not hold one; returns the metrics written to
+    metrics.json. `dataset`: a Dataset built in Python, used instead of reading data_root.
+    Nothing is written before the data and the model are known to be good, so a bad input
+    leaves no half-made run folder behind."""
+    out = Path(out)
+    d, device = setup_distributed(cfg.train.device)
+    RunFolder(out, d.main).check_new()
+    trainer = _trainer(cfg, data_root, out, d, device, dataset)
+    with trainer.folder.lock():
+        trainer.folder.start(cfg, data_root)
+        return _fit_and_score(trainer)
+
+
+def resume(
+    out: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None,
+) -> dict[str, Any]:
+    """Continue the run in `out` from its last checkpoint, with its own settings
+    (config.yaml) and data (the folder it started on, unless `data_root` names another);
+    a run killed before its first checkpoint starts over. Returns the metrics."""
+    out = Path(out)
+    cfg = read_run_config(out)
+    data_root = data_root if data_root is not None else remembered_data_root(out)
+    d, device = setup_distributed(cfg.train.device)
+    trainer = _trainer(cfg, data_root, out, d, device, dataset)
+    with trainer.folder.lock():
+        if not trainer.restore():
+            print(f"avloc: {out} has no checkpoint yet; starting from the beginning", flush=True)
+        return _fit_and_score(trainer)
+
+
+def _trainer(
+    cfg: Config, data_root: str | Path | None, out: Path, d: Dist, device: torch.device,
+    dataset: Dataset | None,
+) -> Trainer:
+    """The data, checked, and a trainer on it with the run's initial weights; the folder."""
+    ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
+    check_training_data(ds)
+    seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
+    trainer = Trainer(cfg, ds, out, device, d)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+    return trainer
+
+
+def _fit_and_score(trainer: Trainer) -> dict[str, Any]:
+    """Train to the end, then score validation at the best epoch and the test split once,
+    with best.pt (rank 0 writes metrics.json; the others return {})."""
+    try:
+        trainer.fit()
+    except StopRequested:
+        raise AvlocError(
+            f"stopped by signal; resume with: avloc train --resume {trainer.out}"
+        ) from None
+    if not trainer.dist.main:
+        return {}
+    p = trainer.progress
+    metrics = {"best_epoch": p.best_epoch, "select_metric": trainer.metric_name,
+               "history": p.history, **score_with_best(trainer.out / "best.pt", trainer.ds,
+                                                       trainer.cfg, trainer.device)}
+    write_json_atomic(trainer.out / "metrics.json", metrics)
+    return metrics
