@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from avloc.extract import melspec
+from avloc.extract.backends import WEIGHT_FILES
 from avloc.extract.grid import pool_patches
 from avloc.extract.nets import VGGish
 from avloc.extract.weights import load_state_dict, resolve_weights
 
-VGGISH_FILE = "vggish.pth"
 VGGISH_SOURCE = "torchvggish's vggish-10086976.pth, renamed"
 
 
@@ -77,7 +77,8 @@ class VggishBackend(PatchAudioBackend):
     batch_size = 64  # patches per forward pass
 
     def __init__(self, weights: str | Path | None = None) -> None:
-        path = resolve_weights(self.name, weights, VGGISH_FILE, "--audio-weights", VGGISH_SOURCE)
+        path = resolve_weights(self.name, weights, WEIGHT_FILES[self.name], "--audio-weights",
+                               VGGISH_SOURCE)
         with torch.device("meta"):  # weights come from the file: skip the random init
             self.net = VGGish().eval()
         # torchvggish files saved from the full model also hold the PCA post-processor.

@@ -20,7 +20,8 @@ DEFAULT_AUDIO = "yamnet"
 DEFAULT_VISUAL = "efficientnet_lite0"
 AUDIO_BACKENDS = ("yamnet", "vggish", "rms")
 VISUAL_BACKENDS = ("efficientnet_lite0", "resnet152", "meanrgb")
-NEEDS_WEIGHTS = ("vggish", "resnet152")
+# the back-ends whose weights the user supplies, and the file looked for in $AVLOC_WEIGHTS
+WEIGHT_FILES = {"vggish": "vggish.pth", "resnet152": "resnet152.pth"}
 # Feature sizes, known without loading a network (e.g. to check a checkpoint's inputs).
 DIMS = {"yamnet": 1024, "vggish": 128, "rms": 1,
         "efficientnet_lite0": 1280, "resnet152": 2048, "meanrgb": 3}  # fmt: skip
@@ -29,7 +30,7 @@ DIMS = {"yamnet": 1024, "vggish": 128, "rms": 1,
 def _check(kind: str, name: str, names: tuple[str, ...], weights: object, flag: str) -> None:
     if name not in names:
         raise AvlocError(f"unknown {kind} back-end {name!r} (choose from {', '.join(names)})")
-    if weights is not None and name not in NEEDS_WEIGHTS:
+    if weights is not None and name not in WEIGHT_FILES:
         raise AvlocError(f"{flag} is not used by the {kind} back-end {name} (it needs no file)")
 
 

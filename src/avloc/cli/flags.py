@@ -1,0 +1,99 @@
+"""What the commands' parsers share: `command` (a subcommand described by its handler's
+docstring) and one helper per flag that several commands take (`flags.out(p, help)` adds
+--out, ...), with choice lists from the modules that own them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from avloc.config import CHOICES, preset_names
+from avloc.extract.backends import (
+    AUDIO_BACKENDS,
+    DEFAULT_AUDIO,
+    DEFAULT_VISUAL,
+    DIMS,
+    VISUAL_BACKENDS,
+    WEIGHT_FILES,
+)
+from avloc.extract.weights import WEIGHTS_ENV
+
+Commands = argparse._SubParsersAction  # what add_subparsers returns
+PRESETS = ", ".join(preset_names())
+EPILOG = f"""examples:
+  avloc demo                                        # train + compare on the embedded data
+  avloc train --config ave --data AVE_DIR --out runs/ave
+  avloc train --config ave --data AVE_DIR --out runs/ave1 model.stages=1 loss.gamma=0
+  avloc train --resume runs/ave                     # continue an interrupted run
+  avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
+  avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
+presets: {PRESETS} (or a YAML file); settings are SECTION.NAME=VALUE
+(sections data, model, loss, train, localize, eval; see docs/paper-notes.md)"""
+
+
+def command(sub: Commands, name: str, help: str, run: Callable[[argparse.Namespace], Any] | str,
+            epilog: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand that calls `run`, whose docstring is the command's description (or a
+    description, for a command whose subcommands run). An epilog is printed as written."""
+    text = run if isinstance(run, str) else inspect.cleandoc(run.__doc__ or "")
+    raw = {"formatter_class": argparse.RawDescriptionHelpFormatter} if epilog else {}
+    p = sub.add_parser(name, help=help, description=text, epilog=epilog, **raw)
+    if not isinstance(run, str):
+        p.set_defaults(func=run)
+    return p
+
+
+def out(p: argparse.ArgumentParser, help: str, default: str | None = None,
+             required: bool = False) -> None:
+    p.add_argument("--out", default=default, required=required, help=help)
+
+
+def data(p: argparse.ArgumentParser,
+              help: str = "dataset folder (not needed for the synthetic demo data)",
+              required: bool = False) -> None:
+    p.add_argument("--data", required=required, help=help)
+
+
+def overrides(p: argparse.ArgumentParser, help: str = "setting overrides") -> None:
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=help)
+
+
+def shard(p: argparse.ArgumentParser, items: str, extra: str = "") -> None:
+    """--shard I/N, counted from 1 in every command (avloc.sharding)."""
+    p.add_argument("--shard", metavar="I/N", help=f"only the I-th of N shares of the {items}, "
+                   f"counted from 1 (e.g. 2/4, the second of four; for cluster array jobs){extra}")
+
+
+def json(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", help=f"write the metrics here ({what})")
+
+
+def ties(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    p.add_argument("--ties", default=default, choices=CHOICES["eval.ties"], help=help)
+
+
+def video(f: argparse.ArgumentParser, image: str) -> None:
+    """The data, the video and the image file of a one-video figure."""
+    data(f)
+    f.add_argument("--video", help="video id (default: the test video the model localizes best)")
+    out(f, f"image file to write (default {image})", default=image)
+
+
+def backends(p: argparse.ArgumentParser, recorded: bool) -> None:
+    """--audio-backend, --visual-backend and their weight files. `recorded`: the checkpoint
+    names the back-ends (avloc localize), so a name given here is only checked against it."""
+    for kind, names, default in (("audio", AUDIO_BACKENDS, DEFAULT_AUDIO),
+                                 ("visual", VISUAL_BACKENDS, DEFAULT_VISUAL)):
+        kinds = [f"{n} ({DIMS[n]}-d, " + ("bundled weights; the default)" if n == default else
+                                         f"the paper's; needs --{kind}-weights)"
+                                         if n in WEIGHT_FILES else "a diagnostic)")
+                 for n in names]
+        help = ("must match the checkpoint's (checked)" if recorded else ", ".join(kinds))
+        p.add_argument(f"--{kind}-backend", choices=names, default=None if recorded else default,
+                       help=help)
+        needs = [n for n in names if n in WEIGHT_FILES]
+        p.add_argument(f"--{kind}-weights", help=f"weight file for {', '.join(needs)} (else "
+                       f"${WEIGHTS_ENV}/{', '.join(WEIGHT_FILES[n] for n in needs)})")
