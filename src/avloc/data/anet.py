@@ -11,8 +11,8 @@ Features, in DIR (per-video arrays in `videoname` order):
 - `ActivityNet1.2-VGGish-Features.npy`: object array of (T, 128) VGGish, on the same
   0.64 s snippet grid (no public release exists; docs/datasets.md says how to make it).
 
-These object arrays need pickle, which can run code: they are only ever read from the
-directory the user named.
+These object arrays are pickles: `avloc.io.load_npy` reads them with an unpickler that
+builds only NumPy arrays, numbers and strings, so a crafted file cannot run code.
 
 Video ids are the YouTube ids of `url` (the keys of the official ground truth JSON and
 of result files); `videoname` (W-TALC's `video_N`) when `url.npy` is absent.
@@ -43,7 +43,7 @@ from avloc.data.checks import (
     require_file,
 )
 from avloc.errors import AvlocError
-from avloc.io import atomic_open, write_json_atomic
+from avloc.io import atomic_open, load_npy, write_json_atomic
 
 ANNOTATION_DIR = "ActivityNet1.2-Annotations"
 REQUIRED = ("classlist", "subset", "videoname", "duration", "segments", "labels")
@@ -82,21 +82,13 @@ def annotation_dir(root: Path) -> Path:
     return sub if sub.is_dir() else root
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """An object array from the user's own directory (pickle: never from elsewhere)."""
-    try:
-        return np.load(path, allow_pickle=True, encoding="bytes")
-    except Exception as e:  # a corrupt pickle can raise nearly anything
-        raise AvlocError(f"{path}: cannot read as .npy ({type(e).__name__}: {e})") from None
-
-
 def _annotation_arrays(adir: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for name in REQUIRED:
         path = require_file(adir / f"{name}.npy", f"ActivityNet 1.2 annotation '{name}'")
-        arrays[name] = _load_npy(path)
+        arrays[name] = load_npy(path)
     url = adir / "url.npy"
-    arrays["url"] = _load_npy(url) if url.is_file() else np.array([b""] * len(arrays["videoname"]))
+    arrays["url"] = load_npy(url) if url.is_file() else np.array([b""] * len(arrays["videoname"]))
     n = len(arrays["videoname"])
     for name, arr in arrays.items():
         if arr.ndim == 2 and arr.shape[1] == 1:
@@ -165,7 +157,7 @@ def _segment(
 
 def _feature_list(root: Path, filename: str, n: int, what: str) -> np.ndarray:
     path = require_file(root / filename, what)
-    arr = _load_npy(path)
+    arr = load_npy(path)
     if arr.ndim < 1 or len(arr) != n:
         raise AvlocError(
             f"{path}: {len(arr) if arr.ndim else 0} entries but videoname.npy lists {n} videos"
