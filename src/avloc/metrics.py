@@ -379,10 +379,18 @@ def detection_map(
     }
 
 
-def score_files(gt_path: str | Path, pred_path: str | Path, subset: str | None = None) -> dict:
-    """`avloc score`: read an ActivityNet ground-truth and a results file and score them."""
-    gt = read_ground_truth(gt_path, subset)
-    return detection_map(gt, read_predictions(pred_path))
+def score_files(
+    gt_path: str | Path, pred_path: str | Path, subset: str | None = None,
+    tiou: str = "0.5:0.95:0.05", tolerance: float = TOLERANCE_S,
+) -> dict:
+    """`avloc score`: read an ActivityNet ground-truth and a results file and score them at
+    the tIoU thresholds `tiou` (`parse_tiou`); ground-truth segments may pass [0, duration]
+    by `tolerance` seconds."""
+    thresholds = parse_tiou(tiou, "--tiou")
+    if not tolerance >= 0:
+        raise AvlocError(f"--tolerance {tolerance}: must be >= 0 seconds (or inf)")
+    gt = read_ground_truth(gt_path, subset, tolerance)
+    return detection_map(gt, read_predictions(pred_path), thresholds)
 
 
 def format_map_table(metrics: Mapping[str, Any]) -> str:

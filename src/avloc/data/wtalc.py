@@ -158,8 +158,8 @@ def _parse_annotations(
         segs, labs = list(a["segments"][i]), [_text(x, where) for x in a["labels"][i]]
         if len(segs) != len(labs):
             raise AvlocError(f"{where}: {len(segs)} segments but {len(labs)} labels in labels.npy")
-        bound = duration if layout.segments_inside else math.inf
-        segments = [_segment(seg, lab, bound, class_set, snippet_seconds, where)
+        slack = snippet_seconds if layout.segments_inside else math.inf
+        segments = [_segment(seg, lab, duration, class_set, slack, where)
                     for seg, lab in zip(segs, labs, strict=True)]
         url = _text(a["url"][i], str(adir / "url.npy"))
         videos.append(WtalcVideo(i, _video_id(name, url), name, subset, duration, url, segments))
@@ -169,12 +169,12 @@ def _parse_annotations(
 
 
 def _segment(
-    seg: Any, label: str, duration: float, classes: set[str], seconds: float, where: str
+    seg: Any, label: str, duration: float, classes: set[str], end_slack: float, where: str
 ) -> Segment:
     pair = np.asarray(seg).reshape(-1)
     if pair.size != 2:
         raise AvlocError(f"{where}: segment {seg!r} is not a [start, end] pair")
-    return make_segment(pair[0], pair[1], label, duration, classes, seconds, where)
+    return make_segment(pair[0], pair[1], label, duration, classes, end_slack, where)
 
 
 def _feature_list(root: Path, filename: str, n: int, what: str) -> np.ndarray:
