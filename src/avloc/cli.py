@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="ActivityNet detection mAP of any results JSON",
                        description="Score a results file (ActivityNet format: {version, results: "
                        "{video: [{label, score, segment}]}}) against a ground-truth JSON with the "
-                       "official protocol: mAP at tIoU 0.5:0.05:0.95 and their average.")
+                       "official protocol: mAP at the --tiou thresholds (ActivityNet's "
+                       "0.5:0.05:0.95 by default) and their average.")
     p.add_argument("gt", help="ground-truth JSON (e.g. from `avloc data export-gt`)")
     p.add_argument("pred", help="results JSON to score")
     p.add_argument("--subset", help="score only ground-truth videos of this subset (validation; "
@@ -253,8 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", default="table1",
                    help="grid preset (table1, table2, table5) or YAML file (default table1)")
     p.add_argument("--config", help="preset (ave, anet12, thumos14, demo) or YAML replacing "
-                   "the grid's "
-                   "base settings (default: the grid's base, the demo data)")
+                   "the grid's base settings (default: the grid's base, the demo data)")
     p.add_argument("--data", help="dataset folder (not needed for the synthetic demo data)")
     p.add_argument("--out", help="output folder (default runs/<grid>)")
     p.add_argument("--seeds", type=int, help="seeds per variant, 0..N-1 (default: the grid's, 3)")

@@ -41,7 +41,7 @@ import yaml
 from tqdm import tqdm
 
 from avloc.checkpoint import read_checkpoint, save_checkpoint
-from avloc.config import Config, apply_dict, read_yaml, replace, validate
+from avloc.config import Config, apply_dict, read_yaml, validate
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, PairBatchSampler, collate
 from avloc.errors import AvlocError
@@ -135,7 +135,8 @@ def fit_modality(cfg: Config, ds: Dataset, say: bool = True) -> Config:
     if say:
         print(f"avloc: dataset {ds.name} has no audio features: training the visual-only model "
               "(model.modality=visual model.stages=0)", flush=True)
-    return replace(cfg, model=dataclasses.replace(cfg.model, modality="visual", stages=0))
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, modality="visual",
+                                                              stages=0))
 
 
 def check_compatible(ds: Dataset, ckpt: dict[str, Any], source: str) -> None:
