@@ -18,7 +18,7 @@ EPILOG = """examples:
   avloc train --resume runs/ave                     # continue an interrupted run
   avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
-presets: ave, anet12, demo (or a YAML file); settings are SECTION.NAME=VALUE
+presets: ave, anet12, thumos14, demo (or a YAML file); settings are SECTION.NAME=VALUE
 (sections data, model, loss, train, localize, eval; see docs/paper-notes.md)"""
 
 
@@ -140,11 +140,19 @@ def cmd_data_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_data_export_gt(args: argparse.Namespace) -> None:
-    from avloc.data.anet import export_anet_gt
+    from avloc.config import load_config
 
-    counts = export_anet_gt(Path(args.data), args.out)
+    cfg = load_config(None, [f"data.format={args.format}", *args.overrides])
+    if args.format == "anet12":
+        from avloc.data.anet import export_anet_gt
+
+        counts = export_anet_gt(Path(args.data), args.out)
+    else:
+        from avloc.data.thumos import export_thumos_gt
+
+        counts = export_thumos_gt(Path(args.data), args.out, cfg.data)
     detail = ", ".join(f"{k} {v}" for k, v in counts.items())
-    print(f"wrote ActivityNet ground truth to {args.out} ({detail})")
+    print(f"wrote {args.format} ground truth (ActivityNet format) to {args.out} ({detail})")
 
 
 def add_data_parser(sub: argparse._SubParsersAction) -> None:
@@ -154,17 +162,25 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     c = data_sub.add_parser("convert", help="write the generic layout (.npz per video + JSON)",
                             description="Read AVE, ActivityNet 1.2 (W-TALC) or synthetic data and "
                             "write the generic layout: OUT/features/<vid>.npz + annotations.json.")
-    c.add_argument("--format", required=True, choices=["ave", "anet12", "generic", "synthetic"])
+    c.add_argument("--format", required=True,
+                   choices=["ave", "anet12", "generic", "synthetic", "thumos14", "thumos14_wtalc"])
     c.add_argument("--data", help="source dataset folder")
     c.add_argument("--out", required=True, help="new folder to write (must not exist or be empty)")
     c.add_argument("--config", help="preset or YAML for data settings (default: the format's)")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.snippet_seconds=1")
     c.set_defaults(func=cmd_data_convert)
-    e = data_sub.add_parser("export-gt", help="ActivityNet 1.2 annotations (.npy) -> official JSON",
-                            description="Write the official ActivityNet ground-truth JSON from "
-                            "the W-TALC annotation .npy files, for `avloc score`.")
-    e.add_argument("--data", required=True, help="folder with the ActivityNet1.2 .npy files")
+    e = data_sub.add_parser("export-gt", help="dataset annotations -> official ground-truth JSON",
+                            description="Write ground truth in the official ActivityNet JSON "
+                            "format, for `avloc score`: ActivityNet 1.2 from the W-TALC "
+                            "annotation .npy files (subsets training, validation), THUMOS'14 "
+                            "from either layout (subsets Validation, Test). Only annotations "
+                            "are read.")
+    e.add_argument("--data", required=True, help="dataset folder")
     e.add_argument("--out", required=True, help="ground-truth JSON to write")
+    e.add_argument("--format", default="anet12", choices=["anet12", "thumos14", "thumos14_wtalc"],
+                   help="the folder's layout (default anet12)")
+    e.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="e.g. data.annotations=PATH for thumos14")
     e.set_defaults(func=cmd_data_export_gt)
 
 
@@ -179,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train one run; writes config.yaml, last.pt, best.pt, "
                        "log.jsonl and metrics.json into --out.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="ave", help="preset name (ave, anet12, demo) or YAML path")
+    p.add_argument("--config", default="ave",
+                   help="preset name (ave, anet12, thumos14, demo) or YAML path")
     p.add_argument("--data", help="dataset folder (not needed for data.format=synthetic; "
                    "--resume uses the run's own unless --data names another)")
     p.add_argument("--out", help="run folder to create")
@@ -247,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", default="table1",
                    help="grid preset (table1, table2, table5) or YAML file (default table1)")
-    p.add_argument("--config", help="preset (ave, anet12, demo) or YAML replacing the grid's "
-                   "base settings (default: the grid's base, the demo data)")
+    p.add_argument("--config", help="preset (ave, anet12, thumos14, demo) or YAML replacing "
+                   "the grid's base settings (default: the grid's base, the demo data)")
     p.add_argument("--data", help="dataset folder (not needed for the synthetic demo data)")
     p.add_argument("--out", help="output folder (default runs/<grid>)")
     p.add_argument("--seeds", type=int, help="seeds per variant, 0..N-1 (default: the grid's, 3)")

@@ -21,6 +21,7 @@ own slice; gradients are averaged by DistributedDataParallel; rank 0 alone write
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -121,6 +122,21 @@ def check_training_data(ds: Dataset) -> None:
             labels = np.asarray(v.labels)
             if labels.shape != (c,) or not np.isin(labels, (0, 1)).all():
                 raise AvlocError(f"{where}: labels must be {c} values of 0 or 1")
+
+
+def fit_modality(cfg: Config, ds: Dataset, say: bool = True) -> Config:
+    """A dataset without audio features (THUMOS'14's I3D) trains the visual-only model of
+    the paper's ablations (model.modality=visual model.stages=0), said in one log line; the
+    returned settings go into config.yaml and the checkpoints, so `avloc eval` rebuilds it."""
+    if ds.has_audio or cfg.model.modality == "visual":
+        return cfg
+    if cfg.model.modality == "audio":
+        raise AvlocError(f"setting model.modality=audio: dataset {ds.name} has no audio features")
+    if say:
+        print(f"avloc: dataset {ds.name} has no audio features: training the visual-only model "
+              "(model.modality=visual model.stages=0)", flush=True)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, modality="visual",
+                                                              stages=0))
 
 
 def check_compatible(ds: Dataset, ckpt: dict[str, Any], source: str) -> None:
@@ -684,6 +700,7 @@ def train(
         raise AvlocError(f"{out}: already holds a run; use --resume {out} or another --out")
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
+    cfg = fit_modality(cfg, ds, say=d.main)
     trainer = Trainer(cfg, ds, out, device, d)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
