@@ -41,6 +41,7 @@ from avloc.config import Config
 from avloc.data.base import Dataset, Video
 from avloc.model import count_flops
 from avloc.train import Dist, Trainer
+from avloc.train.run_folder import seed_generators
 
 SHAPES = {  # name: (B, L, audio dim, visual dim, classes)
     "ave": (30, 10, 128, 2048, 28),
@@ -98,6 +99,7 @@ def bench_shape(
     cfg.train.batch_size, cfg.train.similar_pairs = B, 3
     cfg.train.amp, cfg.train.compile, cfg.train.progress = args.amp, args.compile, False
     cfg.data.max_seqlen = max(L, cfg.data.max_seqlen)
+    seed_generators(cfg.train.seed)  # the initial weights of a real run
     trainer = Trainer(cfg, random_dataset(B, L, da, dv, C), out / f"{shape}-{attention}",
                       device, Dist())
     groups = [np.arange(B)]

@@ -31,6 +31,12 @@ def anet_dir() -> Path:
     return _shared("activitynet12")
 
 
+@pytest.fixture(scope="module")
+def thumos_dir() -> Path:
+    """The real THUMOS'14 annotations: ActionFormer's thumos14.json."""
+    return _shared("thumos14")
+
+
 @pytest.fixture
 def real_video() -> Path:
     """A real 10-second AudioSet clip (speech and a dog)."""

@@ -175,6 +175,8 @@ def test_missing_entries_are_named(tmp_path, missing):
         ("feature_dims", [5], "feature_dims"),
         ("feature_dims", [5, -6], "feature_dims"),
         ("feature_dims", ["5", 6], "feature_dims"),
+        ("feature_dims", [5, 0], "feature_dims"),  # no visual; [0, 6] (no audio) is fine
+        ("feature_dims", [-1, 6], "feature_dims"),
         ("classes", [], "classes"),
         ("classes", [1, 2, 3], "classes"),
         ("config", [], "config"),

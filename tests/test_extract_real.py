@@ -24,19 +24,41 @@ from avloc.extract.decode import decode_video  # noqa: E402
 from avloc.extract.visual import EfficientNetLite0Backend  # noqa: E402
 from avloc.extract.yamnet import audioset_class_names  # noqa: E402
 
-DOG_OR_SPEECH = {
-    "Speech", "Child speech, kid speaking", "Conversation", "Narration, monologue",
-    "Animal", "Domestic animals, pets", "Dog", "Bark", "Yip", "Howl", "Bow-wow", "Growling",
-    "Whimper (dog)",
-}  # fmt: skip
+DOG = {"Animal", "Domestic animals, pets", "Dog", "Bark", "Yip", "Howl", "Bow-wow", "Growling",
+       "Whimper (dog)", "Canidae, dogs, wolves"}
+SPEECH = {"Speech", "Child speech, kid speaking", "Conversation", "Narration, monologue"}
+DOG_OR_SPEECH = DOG | SPEECH
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _exact_int8(backend: YamnetBackend) -> YamnetBackend:
+    """The same export with onnxruntime's graph optimizations off: the quantize-dequantize
+    graph runs as float arithmetic, which is what CPUs with exact int8 dot products (Intel
+    VNNI / AMX) compute; the default fuses it into int8 kernels, which on AVX2 CPUs
+    without VNNI give other numbers (docs/extraction.md)."""
+    import onnxruntime as ort
+
+    from avloc.extract.yamnet import load_model
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    backend.net.session = ort.InferenceSession(load_model()[0], options,
+                                               providers=["CPUExecutionProvider"])
+    return backend
+
+
 @pytest.fixture(scope="module")
 def yamnet():
     return YamnetBackend()
+
+
+@pytest.fixture(scope="module", params=["default", "exact int8"])
+def yamnet_paths(request):
+    """YAMNet through both int8 kernel paths, so the assertions are checked on both here."""
+    backend = YamnetBackend()
+    return _exact_int8(backend) if request.param == "exact int8" else backend
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +71,33 @@ def clip(real_video):
     return decode_video(real_video, snippet_seconds=1.0)  # ~0.3 s
 
 
-def test_yamnet_hears_the_dog_and_the_speech(yamnet, clip):
+def test_yamnet_hears_the_dog_and_the_speech(yamnet_paths, clip):
+    """What the clip must give on any x86-64 CPU. The int8 kernels make a large difference
+    here: mean Dog 0.46 and Speech 0.32 (4th) with onnxruntime's fused kernels on AVX2, 0.71
+    and 0.19 (7th) with exact int8 arithmetic, as on an Intel Xeon with VNNI/AMX; per-snippet
+    Speech peaks at 0.72 or 0.55. The margins below hold for both with room to spare."""
     names = audioset_class_names()
     assert len(names) == 521 and names[0] == "Speech" and names[69] == "Dog"
-    scores = yamnet.snippet_scores(clip.audio, clip.num_snippets, 1.0)  # (10, 521)
+    scores = yamnet_paths.snippet_scores(clip.audio, clip.num_snippets, 1.0)  # (10, 521)
     assert scores.shape == (10, 521)
     top = [names[i] for i in scores.argmax(axis=1)]
     assert set(top) <= DOG_OR_SPEECH, top  # every one-second snippet
-    assert {"Speech", "Dog"} <= {names[i] for i in np.argsort(-scores.mean(axis=0))[:4]}
-    # barking and talking alternate: both classes win some snippets
     dog, speech = names.index("Dog"), names.index("Speech")
-    assert (scores[:, speech] > 0.5).sum() >= 2 and (scores[:, dog] > 0.5).sum() >= 4
+    mean = scores.mean(axis=0)  # (521,)
+    # the dog wins overall: a dog class on top, Dog well above Speech
+    assert names[int(mean.argmax())] in DOG and mean[dog] > mean[speech] + 0.05, mean[[dog, speech]]
+    # speech wins some snippets: barking and talking alternate
+    assert sum(t in SPEECH for t in top) >= 1 and sum(t in DOG for t in top) >= 4, top
+    # both far above every unrelated class (the best of those peaks near 0.05)
+    unrelated = [i for i, n in enumerate(names) if n not in DOG_OR_SPEECH]
+    other = scores[:, unrelated].max()
+    assert other < 0.15 and min(scores[:, dog].max(), scores[:, speech].max()) > max(0.4, 3 * other)
 
 
-def test_yamnet_hears_a_tone_as_a_beep_not_a_dog(yamnet, tmp_path):
+def test_yamnet_hears_a_tone_as_a_beep_not_a_dog(yamnet_paths, tmp_path):
     path = make_test_video(tmp_path / "tone.mp4", 3.0, tone=(1.0, 2.0, 1000.0, 0.5))
     video = decode_video(path)
-    scores = yamnet.snippet_scores(video.audio, video.num_snippets, 1.0)
+    scores = yamnet_paths.snippet_scores(video.audio, video.num_snippets, 1.0)
     names = audioset_class_names()
     assert names[int(scores[1].argmax())] in {"Beep, bleep", "Sine wave", "Dial tone"}
     assert names[int(scores[0].argmax())] == "Silence"

@@ -350,6 +350,8 @@ def break_npz(root: Path, spec: dict[str, Any], how: str, pick: int, modality: s
             return False
         if how == "other-dims":  # an error unless this is the only video
             return len(vids) > 1
+        if how == "no-dims" and modality == "audio":  # (T, 0) audio: visual-only data, an
+            return len(vids) > 1  # error only beside videos that have audio
     return True
 
 

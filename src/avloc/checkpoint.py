@@ -129,9 +129,9 @@ def _check_contents(ckpt: dict[str, Any], path: Path) -> None:
             raise AvlocError(f"{path}: weight {name} has dtype {dtype}, not floating point")
         if not bool(torch.isfinite(t).all()):
             raise AvlocError(f"{path}: weight {name} contains NaN/Inf")
-    dims = ckpt["feature_dims"]
+    dims = ckpt["feature_dims"]  # (D_a, D_v); D_a = 0: trained without audio features
     if not (isinstance(dims, (list, tuple)) and len(dims) == 2
-            and all(isinstance(d, int) and d > 0 for d in dims)):
+            and all(isinstance(d, int) and d >= 0 for d in dims) and dims[1] > 0):
         raise AvlocError(f"{path}: checkpoint entry feature_dims={dims!r} is not two sizes")
     classes = ckpt["classes"]
     if not (isinstance(classes, (list, tuple)) and classes

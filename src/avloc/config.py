@@ -1,7 +1,7 @@
 """Settings as dataclasses, YAML presets and `key=value` overrides.
 
 A run is fully described by one `Config`. Presets live in `avloc/configs/*.yaml`
-(`ave`, `anet12`, `demo`); `load_config("ave", ["model.stages=1"])` reads a preset
+(`ave`, `anet12`, `thumos14`, `demo`); `load_config("ave", ["model.stages=1"])` reads a preset
 or a YAML path and applies dotted overrides. Every field is documented where it is
 declared; docs/paper-notes.md says which ones the paper fixes and why the others
 have the defaults they have.
@@ -23,14 +23,25 @@ PRESET_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class DataConfig:
-    format: str = "synthetic"  # synthetic | ave | anet12 | generic
-    snippet_seconds: float = 1.0  # AVE: 1 s; ActivityNet: 16 frames at 25 fps = 0.64 s
+    # synthetic | ave | anet12 | generic | thumos14 (ActionFormer's JSON + <video>.npy) |
+    # thumos14_wtalc (W-TALC's Thumos14reduced .npy files)
+    format: str = "synthetic"
+    # AVE: 1 s; ActivityNet and THUMOS'14 in the W-TALC layout: 16 frames at 25 fps = 0.64 s
+    snippet_seconds: float = 1.0
     max_seqlen: int = 750  # training crops longer videos to this many snippets (W-TALC)
     val_fraction: float = 0.1  # held out of train when a layout has no validation split
     use_background_videos: bool = True  # AVE background-only ("noisy") videos join training
-    # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json)
+    # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json);
+    # thumos14: path of ActionFormer's thumos14.json (default: DIR/annotations/thumos14.json
+    # or DIR/thumos14.json)
     annotations: str = ""
-    split_seed: int = 0  # seeds the held-out val split (anet12; generic without validation)
+    # seeds the held-out val split (anet12, thumos14; generic without validation)
+    split_seed: int = 0
+    # thumos14 (ActionFormer's I3D features; docs/datasets.md):
+    feat_stride: int = 4  # frames from one feature to the next
+    num_frames: int = 16  # frames each feature was computed from
+    default_fps: float = 0.0  # > 0: every video's frame rate; 0: each video's fps in the JSON
+    downsample: int = 1  # keep every k-th feature (ActionFormer's downsample_rate)
     # snippets by which a video's feature count may miss duration / snippet_seconds beyond
     # floor/ceil rounding (extractors count the last partial snippet differently)
     length_tolerance: int = 1
@@ -137,7 +148,7 @@ class Config:
 
 
 CHOICES = {
-    "data.format": ("synthetic", "ave", "anet12", "generic"),
+    "data.format": ("synthetic", "ave", "anet12", "generic", "thumos14", "thumos14_wtalc"),
     "model.modality": ("av", "audio", "visual"),
     "model.attention": ("efficient", "explicit"),
     "model.classifier": ("openmax", "softmax"),
@@ -185,9 +196,11 @@ def _at_least(section: str, values: Any, lowest: dict[str, float]) -> None:
 def _check_data(d: DataConfig) -> None:
     _need(d.snippet_seconds > 0, "data.snippet_seconds", d.snippet_seconds, "must be > 0")
     _need(0 <= d.val_fraction < 1, "data.val_fraction", d.val_fraction, "must be in [0, 1)")
-    _at_least("data", d, {"max_seqlen": 1, "length_tolerance": 0, "synth_classes": 1,
+    _at_least("data", d, {"max_seqlen": 1, "length_tolerance": 0, "feat_stride": 1,
+                          "num_frames": 1, "downsample": 1, "synth_classes": 1,
                           "synth_videos": 1, "synth_background_videos": 0, "synth_audio_dim": 1,
                           "synth_visual_dim": 1, "synth_length": 2, "synth_noise": 0})
+    _need(d.default_fps >= 0, "data.default_fps", d.default_fps, "must be >= 0 (0: per video)")
 
 
 def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
@@ -303,7 +316,8 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(preset_or_path: str | None, overrides: list[str] | None = None) -> Config:
-    """A preset name (`ave`, `anet12`, `demo`) or a YAML path, then `key=value` overrides."""
+    """A preset name (`ave`, `anet12`, `thumos14`, `demo`) or a YAML path, then `key=value`
+    overrides."""
     cfg = Config()
     if preset_or_path:
         path = Path(preset_or_path)

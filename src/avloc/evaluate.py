@@ -44,7 +44,7 @@ def action_detections(
     for p in preds:
         duration = ds.annotations[p.vid].duration if p.vid in ds.annotations else None
         out[p.vid] = segments_from_cas(
-            p.cas, p.video_scores(cfg.loss.topk_divisor), ds.snippet_seconds, ds.classes,
+            p.cas, p.video_scores(cfg.loss.topk_divisor), ds.timing(p.vid), ds.classes,
             cfg.localize, duration=duration,
         )
     return out

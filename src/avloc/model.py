@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avloc.config import ModelConfig
+from avloc.errors import AvlocError
 
 NEG_INF = float("-inf")  # masked scores: weight exp(-inf) = 0 (attention, the losses' top-k)
 
@@ -206,6 +207,12 @@ class AVLocModel(nn.Module):
 
 
 def build_model(cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int) -> AVLocModel:
+    """The model for features of these sizes; audio_dim 0 (no audio) only for visual-only."""
+    for name, dim, used in (("audio", audio_dim, ("av", "audio")),
+                            ("visual", visual_dim, ("av", "visual"))):
+        if cfg.modality in used and dim < 1:
+            raise AvlocError(f"setting model.modality={cfg.modality}: the features have no "
+                             f"{name} (D = {dim}); use model.modality=visual model.stages=0")
     return AVLocModel(cfg, audio_dim, visual_dim, num_classes)
 
 

@@ -12,7 +12,8 @@ Action localization (ActivityNet): the two-stage thresholding of W-TALC (Paul et
 2. per kept class, threshold its activation sequence at min + t (max - min) (t = 0.5 is
    W-TALC's max - 0.5 (max - min)); every run of snippets strictly above it of at least
    `min_snippets` snippets becomes a segment [s, e) in snippets, [s, e] * snippet_seconds in
-   seconds, scored max(activation inside) + score_weight * video score of the class.
+   seconds (plus the video's snippet offset, `Timing`), scored max(activation inside) +
+   score_weight * video score of the class.
 Options beyond W-TALC: smoothing before thresholding, several thresholds, per-class NMS.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from avloc.config import LocalizeConfig
+from avloc.data.base import Timing
 from avloc.metrics import segment_iou
 
 __all__ = ["argmax_labels", "event_segments", "segments_from_cas", "video_class_scores"]
@@ -109,7 +111,7 @@ def _nms(label: np.ndarray, seg: np.ndarray, score: np.ndarray, iou: float) -> n
 def segments_from_cas(
     cas: np.ndarray,
     video_scores: np.ndarray,
-    snippet_seconds: float,
+    timing: Timing | float,
     classes: Sequence[str],
     cfg: LocalizeConfig | None = None,
     duration: float | None = None,
@@ -118,6 +120,7 @@ def segments_from_cas(
 
     cas: (T, C) activations of the C action classes (open-max p[:, 1:] = mu * p_ac);
     video_scores: (C,) video-level class scores (top-k mean of cas, `video_class_scores`);
+    timing: the video's snippet grid (`Dataset.timing(vid)`), or seconds per snippet;
     duration: seconds; segments are clipped to it (features may run past the video's end).
     Returns [{"label", "score", "segment": [start, end]}] in descending score, ready for
     the results JSON.
@@ -146,7 +149,9 @@ def segments_from_cas(
     peak = np.array([act[i, a:b].max() for i, a, b in zip(k, s, e, strict=True)])  # (S,)
     score = peak + cfg.score_weight * video_scores[kept[k]]  # (S,)
 
-    seg = np.stack([s, e], axis=1) * snippet_seconds  # (S, 2) seconds
+    timing = timing if isinstance(timing, Timing) else Timing(float(timing))
+    seg = timing.at(np.stack([s, e], axis=1)).reshape(-1, 2)  # (S, 2) seconds
+    seg[:, 0] = np.maximum(seg[:, 0], 0.0)  # a negative offset puts snippet 0 before 0 s
     if duration is not None:
         seg[:, 1] = np.minimum(seg[:, 1], duration)
     valid = seg[:, 1] > seg[:, 0]  # a run starting past the video's end is dropped

@@ -19,6 +19,10 @@ from typing import Any
 Handler = Callable[[int, FrameType | None], Any]
 
 
+class StopRequested(Exception):
+    """A signal asked a loop to stop (`stop_requests`); it saved what a resume needs."""
+
+
 @contextmanager
 def handling(signals: Sequence[signal.Signals], handler: Handler) -> Iterator[None]:
     """`handler` for `signals` while the block runs; the previous handlers afterwards."""

@@ -93,13 +93,22 @@ def cmd_data_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_data_export_gt(args: argparse.Namespace) -> None:
-    """Write the official ActivityNet ground-truth JSON from the W-TALC annotation .npy
-    files, for `avloc score`."""
-    from avloc.data.anet import export_anet_gt
+    """Write ground truth in the official ActivityNet JSON format, for `avloc score`:
+    ActivityNet 1.2 from the W-TALC annotation .npy files (subsets training, validation),
+    THUMOS'14 from either layout (subsets Validation, Test). Only annotations are read."""
+    from avloc.config import load_config
 
-    counts = export_anet_gt(Path(args.data), args.out)
+    cfg = load_config(None, [f"data.format={args.format}", *args.overrides])
+    if args.format == "anet12":
+        from avloc.data.anet import export_anet_gt
+
+        counts = export_anet_gt(Path(args.data), args.out)
+    else:
+        from avloc.data.thumos import export_thumos_gt
+
+        counts = export_thumos_gt(Path(args.data), args.out, cfg.data)
     detail = ", ".join(f"{k} {v}" for k, v in counts.items())
-    print(f"wrote ActivityNet ground truth to {args.out} ({detail})")
+    print(f"wrote {args.format} ground truth (ActivityNet format) to {args.out} ({detail})")
 
 
 def add_data(sub: flags.Commands) -> None:
@@ -113,7 +122,10 @@ def add_data(sub: flags.Commands) -> None:
     flags.out(c, "new folder to write (must not exist or be empty)", required=True)
     c.add_argument("--config", help="preset or YAML for data settings (default: the format's)")
     flags.overrides(c, "e.g. data.snippet_seconds=1")
-    e = flags.command(actions, "export-gt", "ActivityNet 1.2 annotations (.npy) -> official JSON",
+    e = flags.command(actions, "export-gt", "dataset annotations -> official ground-truth JSON",
                       cmd_data_export_gt)
-    flags.data(e, "folder with the ActivityNet1.2 .npy files", required=True)
+    flags.data(e, "dataset folder", required=True)
     flags.out(e, "ground-truth JSON to write", required=True)
+    e.add_argument("--format", default="anet12", choices=("anet12", "thumos14", "thumos14_wtalc"),
+                   help="the folder's layout (default anet12)")
+    flags.overrides(e, "e.g. data.annotations=PATH for thumos14")

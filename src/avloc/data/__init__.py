@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from avloc.config import DataConfig
-from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Video
+from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Timing, Video
 from avloc.errors import AvlocError
 
-__all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Video", "load_dataset"]
+__all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Timing", "Video", "load_dataset"]
 
 
 def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
@@ -35,4 +35,12 @@ def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
         from avloc.data.generic import load_generic
 
         return load_generic(cfg, root)
+    if fmt == "thumos14":
+        from avloc.data.thumos import load_thumos14
+
+        return load_thumos14(cfg, root)
+    if fmt == "thumos14_wtalc":
+        from avloc.data.thumos import load_thumos14_wtalc
+
+        return load_thumos14_wtalc(cfg, root)
     raise AvlocError(f"setting data.format={fmt!r}: unknown format")

@@ -24,7 +24,7 @@ class Video:
     """What training sees: per-snippet features and the video-level label."""
 
     vid: str
-    audio: np.ndarray  # (T, D_a) float32
+    audio: np.ndarray  # (T, D_a) float32; D_a = 0: the dataset has no audio features
     visual: np.ndarray  # (T, D_v) float32
     labels: np.ndarray  # (C,) float32 multi-hot over action classes; all zero = background only
 
@@ -40,11 +40,30 @@ class Segment:
     label: str  # an entry of Dataset.classes
 
 
-def snippets_in(start: float, end: float, length: int, snippet_seconds: float) -> np.ndarray:
-    """(T,) bool: the snippets a segment [start, end) seconds holds. Snippet t holds when its
-    start t * snippet_seconds lies in the segment (1e-6 s tolerance): the rule of the scored
-    event labels (`Annotation.snippet_labels`) and of the figures' ground truth."""
-    starts = np.arange(length) * snippet_seconds  # (T,) snippet start times
+@dataclass(frozen=True)
+class Timing:
+    """Where a video's snippets lie: snippet t covers [offset + t s, offset + (t + 1) s).
+
+    Most layouts share one grid (offset 0, `Dataset.snippet_seconds`). ActionFormer's
+    THUMOS'14 features are taken every few frames at each video's own frame rate and
+    centred on their window, so each video has its own (data/thumos.py).
+    """
+
+    seconds: float
+    offset: float = 0.0
+
+    def at(self, index: Any) -> np.ndarray:
+        """Seconds at snippet boundary `index` (t: start of snippet t; t + 0.5: its centre)."""
+        return self.offset + np.asarray(index, dtype=np.float64) * self.seconds
+
+
+def snippets_in(start: float, end: float, length: int, timing: Timing | float) -> np.ndarray:
+    """(T,) bool: the snippets a segment [start, end) seconds holds, on the snippet grid
+    `timing` (or seconds per snippet). Snippet t holds when its start lies in the segment
+    (1e-6 s tolerance): the rule of the scored event labels (`Annotation.snippet_labels`)
+    and of the figures' ground truth."""
+    grid = timing if isinstance(timing, Timing) else Timing(float(timing))
+    starts = grid.at(np.arange(length))  # (T,) snippet start times
     return (starts >= start - 1e-6) & (starts < end - 1e-6)
 
 
@@ -56,6 +75,7 @@ class Annotation:
     duration: float  # seconds
     segments: list[Segment] = field(default_factory=list)
     snippet_labels: np.ndarray | None = None  # (T,) int64: 0 background, c + 1 = classes[c]
+    timing: Timing | None = None  # the video's own snippet grid; None: the dataset's
 
 
 @dataclass
@@ -76,8 +96,20 @@ class Dataset:
 
     @property
     def feature_dims(self) -> tuple[int, int]:
-        """(D_a, D_v), read off the first video of any split."""
+        """(D_a, D_v), read off the first video of any split; D_a = 0 without audio."""
         for videos in self.splits.values():
             if videos:
                 return int(videos[0].audio.shape[1]), int(videos[0].visual.shape[1])
         raise ValueError(f"dataset {self.name} has no videos")
+
+    @property
+    def has_audio(self) -> bool:
+        """False for visual-only features (THUMOS'14's I3D): audio arrays are (T, 0)."""
+        return self.feature_dims[0] > 0
+
+    def timing(self, vid: str) -> Timing:
+        """Video `vid`'s snippet grid: its own when the reader set one, else the dataset's."""
+        ann = self.annotations.get(vid)
+        if ann is not None and ann.timing is not None:
+            return ann.timing
+        return Timing(self.snippet_seconds)

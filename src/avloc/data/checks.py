@@ -56,8 +56,9 @@ def check_video_name(vid: str, source: str) -> None:
         raise AvlocError(f"{source}: video id {vid!r} cannot be used as a file name")
 
 
-def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
-    """One video's (T, D) float32 features; rejects other shapes, empty videos, NaN/Inf."""
+def features_2d(x: Any, where: str, modality: str, no_dims_ok: bool = False) -> np.ndarray:
+    """One video's (T, D) float32 features; rejects other shapes, empty videos, NaN/Inf.
+    no_dims_ok: (T, 0) is allowed, meaning no features of this modality (visual-only data)."""
     check_numeric_dtype(np.asarray(x).dtype, where, modality)
     try:
         arr = np.asarray(x, dtype=np.float32)
@@ -69,7 +70,7 @@ def features_2d(x: Any, where: str, modality: str) -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise AvlocError(f"{where}: video has zero snippets ({modality} shape {arr.shape})")
-    if arr.shape[1] == 0:
+    if arr.shape[1] == 0 and not no_dims_ok:
         raise AvlocError(f"{where}: {modality} features have zero dimensions")
     check_features_finite(arr, where, modality)
     return arr
@@ -140,15 +141,22 @@ def check_training_data(ds: Dataset) -> None:
 
 
 def check_length(
-    length: int, duration: float, snippet_seconds: float, tolerance: int, where: str
+    length: int, duration: float, snippet_seconds: float, tolerance: int, where: str,
+    uncovered: float = 0.0,
 ) -> None:
-    """The snippet count must match the duration, or snippets map to the wrong seconds."""
-    expected = duration / snippet_seconds
+    """The snippet count must match the duration, or snippets map to the wrong seconds.
+
+    `uncovered`: seconds of the video no snippet of the grid can cover (sliding-window
+    features: the last window's frames beyond one stride), taken off the duration.
+    """
+    expected = (duration - uncovered) / snippet_seconds
     lo = math.floor(expected + 1e-6) - tolerance
     hi = math.ceil(expected - 1e-6) + tolerance
     if not lo <= length <= hi:
+        span = f"(duration {duration:g} s - {uncovered:g} s)" if uncovered else (
+            f"duration {duration:g} s")
         raise AvlocError(
-            f"{where}: {length} snippets but duration {duration:g} s / {snippet_seconds:g} s = "
+            f"{where}: {length} snippets but {span} / {snippet_seconds:g} s = "
             f"{expected:.2f} snippets (allowed {lo}..{hi}; setting data.length_tolerance="
             f"{tolerance})"
         )
@@ -182,7 +190,8 @@ def make_segment(
     line 27; 10 in ActivityNet 1.2) and the reference labels keep them (AVE: video label
     set, no event snippet; ActivityNet: the official evaluation counts them). `end_slack`
     (seconds; one snippet for ActivityNet-style data) is how far an end may pass the
-    duration.
+    duration; math.inf lets segments lie anywhere after 0 (THUMOS'14's release has
+    segments past the end of their video, which its official evaluation counts).
     """
     try:
         s, e = float(start), float(end)
@@ -192,7 +201,8 @@ def make_segment(
         raise AvlocError(f"{where}: segment [{start!r}, {end!r}] is not finite")
     if e < s:
         raise AvlocError(f"{where}: segment [{s:g}, {e:g}] ends before it starts")
-    if s < 0 or s > duration or e > duration + end_slack + 1e-6:
+    past_end = math.isfinite(end_slack) and (s > duration or e > duration + end_slack + 1e-6)
+    if s < 0 or past_end:
         slack = f"; ends may pass it by {end_slack:g} s" if end_slack else ""
         raise AvlocError(
             f"{where}: segment [{s:g}, {e:g}] lies outside the video "

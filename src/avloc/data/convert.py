@@ -46,6 +46,9 @@ def _entry(ds: Dataset, split: str, v: Video) -> dict[str, Any]:
 
 def _document(ds: Dataset) -> dict[str, Any]:
     """The whole annotation JSON; checks every video before anything is written."""
+    if any(ann.timing is not None for ann in ds.annotations.values()):
+        raise AvlocError(f"dataset {ds.name}: its videos have snippet grids of their own "
+                         "(frame rates differ), which the generic layout cannot store")
     videos = [(split, v) for split in SUBSET for v in ds.splits.get(split, [])]
     check_unique((v.vid for _, v in videos), f"dataset {ds.name}")
     for _, v in videos:

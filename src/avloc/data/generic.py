@@ -1,7 +1,8 @@
 """The generic layout, for your own videos: one .npz per video plus an ActivityNet JSON.
 
     DIR/annotations.json          (or the path in setting data.annotations)
-    DIR/features/<video id>.npz   audio (T, D_a), visual (T, D_v), any float dtype
+    DIR/features/<video id>.npz   audio (T, D_a), visual (T, D_v), any float dtype;
+                                  audio (T, 0): no audio (visual-only data, e.g. THUMOS'14)
 
 The JSON is the ActivityNet ground-truth format, `database` -> video id -> `subset`
 (training | validation | testing), `duration` (seconds), `annotations` [{`segment`:
@@ -182,7 +183,7 @@ def read_npz(path: Path, vid: str) -> tuple[np.ndarray, np.ndarray, dict[str, An
             missing = [k for k in ("audio", "visual") if k not in z.files]
             if missing:
                 raise AvlocError(f"{where}: no array named {missing[0]!r} (has: {z.files})")
-            audio = features_2d(z["audio"], where, "audio")  # (T, D_a)
+            audio = features_2d(z["audio"], where, "audio", no_dims_ok=True)  # (T, D_a >= 0)
             visual = features_2d(z["visual"], where, "visual")  # (T, D_v)
             extractor = _extractor(z, where)
     except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError,

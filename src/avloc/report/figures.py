@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from avloc.data.base import snippets_in
+from avloc.data.base import Timing, snippets_in
 from avloc.errors import AvlocError
 
 GT_COLOR = "#2ca02c"  # green, as in the paper's Fig. 4
@@ -119,22 +119,22 @@ def target_class(ds, vid: str, p: np.ndarray) -> int:
     return int(p[:, 1:].max(axis=0).argmax())
 
 
-def _runs_of(mask: np.ndarray, seconds: float) -> list[tuple[float, float]]:
+def _runs_of(mask: np.ndarray, timing: Timing) -> list[tuple[float, float]]:
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
-    return [(s * seconds, e * seconds) for s, e in zip(starts, ends, strict=True)]
+    return [(float(timing.at(s)), float(timing.at(e))) for s, e in zip(starts, ends, strict=True)]
 
 
 def predicted_segments(ds, cfg, pred, target: int) -> list[tuple[float, float]]:
     """Event data: runs of snippets whose argmax is the class; action data: the W-TALC
     segments of the class (avloc.segments.segments_from_cas), as the evaluation makes them."""
     if ds.task == "event":
-        return _runs_of(pred.p.argmax(axis=1) == target + 1, ds.snippet_seconds)
+        return _runs_of(pred.p.argmax(axis=1) == target + 1, ds.timing(pred.vid))
     from avloc.segments import segments_from_cas
 
     ann = ds.annotations.get(pred.vid)
     segs = segments_from_cas(pred.cas, pred.video_scores(cfg.loss.topk_divisor),
-                             ds.snippet_seconds, ds.classes, cfg.localize,
+                             ds.timing(pred.vid), ds.classes, cfg.localize,
                              duration=ann.duration if ann else None)
     return [tuple(s["segment"]) for s in segs if s["label"] == ds.classes[target]]
 
@@ -145,11 +145,11 @@ def truth_segments(ds, vid: str, target: int) -> list[tuple[float, float]]:
     return [(s.start, s.end) for s in (ann.segments if ann else []) if s.label == name]
 
 
-def _mask(segments: list[tuple[float, float]], length: int, seconds: float) -> np.ndarray:
+def _mask(segments: list[tuple[float, float]], length: int, timing: Timing) -> np.ndarray:
     """(T,) bool: the snippets inside any of the segments, by the rule of the scored labels."""
     out = np.zeros(length, dtype=bool)
     for s, e in segments:
-        out |= snippets_in(s, e, length, seconds)
+        out |= snippets_in(s, e, length, timing)
     return out
 
 
@@ -167,13 +167,13 @@ def pick_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> str:
     best, best_score = videos[0].vid, -math.inf
     for i, v in enumerate(videos):
         target = target_class(ds, v.vid, preds[0][i].p)
-        truth = _mask(truth_segments(ds, v.vid, target), v.length, ds.snippet_seconds)
+        truth = _mask(truth_segments(ds, v.vid, target), v.length, ds.timing(v.vid))
         # prefer videos with background too: boundaries are what localization is about
         partial = 0.0 < truth.mean() < 1.0
         ious = []
         for r, p in zip(runs, preds, strict=True):
             mask = _mask(predicted_segments(ds, r.cfg, p[i], target), v.length,
-                         ds.snippet_seconds)
+                         ds.timing(v.vid))
             ious.append((mask & truth).sum() / max((mask | truth).sum(), 1))
         # how well the first model does, plus how much better than the second
         score = 2 * ious[0] - (ious[1] if len(ious) > 1 else ious[0]) + (3.0 if partial else 0.0)
@@ -201,8 +201,8 @@ def cas_figure(ds, runs: Sequence[LoadedRun], vid: str, out: str | Path) -> Path
     video, split = find_video(ds, vid)
     preds = [predict_one(r, video) for r in runs]
     target = target_class(ds, vid, preds[0].p)
-    sec, length = ds.snippet_seconds, video.length
-    duration = length * sec
+    timing, length = ds.timing(vid), video.length
+    duration = float(timing.at(length))
     truth = truth_segments(ds, vid, target)
 
     from matplotlib.patches import Patch
@@ -231,7 +231,7 @@ def cas_figure(ds, runs: Sequence[LoadedRun], vid: str, out: str | Path) -> Path
         ax_c = fig.add_subplot(grid[2 + 2 * i, 0], sharex=ax_gt)
         act = pred.p[:, target + 1]  # (T,) p of the class: mu * softmax(h) for open-max
         im = ax_c.imshow(act[None, :], aspect="auto", cmap="Greys", vmin=0, vmax=1,
-                         extent=(0, duration, 0, 1), interpolation="nearest")
+                         extent=(float(timing.at(0)), duration, 0, 1), interpolation="nearest")
         _strip_axis(ax_c, f"{run.label}\nactivation", duration)
         strips.append(im)
     cax = fig.add_subplot(grid[1:1 + 2 * n, 1])
@@ -242,7 +242,7 @@ def cas_figure(ds, runs: Sequence[LoadedRun], vid: str, out: str | Path) -> Path
     ax_mu = fig.add_subplot(grid[-1, 0], sharex=ax_gt)
     for s, e in truth:
         ax_mu.axvspan(s, e, color=GT_COLOR, alpha=0.12, lw=0)
-    centers = (np.arange(length) + 0.5) * sec
+    centers = timing.at(np.arange(length) + 0.5)
     for i, (run, pred) in enumerate(zip(runs, preds, strict=True)):
         ax_mu.plot(centers, pred.mu, color=MODEL_COLORS[i % len(MODEL_COLORS)], marker=".",
                    drawstyle="steps-mid", label=run.label)
@@ -279,10 +279,11 @@ def attention_figure(ds, run: LoadedRun, vid: str, out: str | Path) -> Path:
     attn = attention_matrix(run, video)
     pred = predict_one(run, video)
     target = target_class(ds, vid, pred.p)
-    duration = video.length * ds.snippet_seconds
+    timing = ds.timing(vid)
+    start, end = float(timing.at(0)), float(timing.at(video.length))
     fig = _figure(6.4, 5.6)
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(attn, cmap="viridis", vmin=0, extent=(0, duration, duration, 0),
+    im = ax.imshow(attn, cmap="viridis", vmin=0, extent=(start, end, end, start),
                    interpolation="nearest")
     for i, (s, e) in enumerate(truth_segments(ds, vid, target)):
         for t in (s, e):

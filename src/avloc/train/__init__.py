@@ -13,6 +13,8 @@ avloc.data.checks, checkpoint files in avloc.checkpoint.
 
 from avloc.train.distributed import Dist, setup_distributed
 from avloc.train.finite import FiniteChecks
-from avloc.train.loop import Trainer, resume, train
+from avloc.train.loop import Trainer, fit_modality, resume, train
 
-__all__ = ["Dist", "FiniteChecks", "Trainer", "resume", "setup_distributed", "train"]
+__all__ = [
+    "Dist", "FiniteChecks", "Trainer", "fit_modality", "resume", "setup_distributed", "train",
+]

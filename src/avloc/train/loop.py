@@ -10,6 +10,7 @@ docs/reliability.md lists what was tried).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -28,15 +29,9 @@ from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best
 from avloc.io import write_json_atomic
 from avloc.losses import total_loss
 from avloc.model import build_model
-from avloc.signals import stop_requests
-from avloc.train.distributed import (
-    Dist,
-    barrier,
-    mean_over_ranks,
-    rank_dropout,
-    setup_distributed,
-    wrap_model,
-)
+from avloc.signals import StopRequested, stop_requests
+from avloc.train import distributed
+from avloc.train.distributed import Dist
 from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
 from avloc.train.run_folder import (
     Progress,
@@ -45,10 +40,6 @@ from avloc.train.run_folder import (
     remembered_data_root,
     seed_generators,
 )
-
-
-class StopRequested(Exception):
-    """A signal asked training to stop; last.pt holds where to resume."""
 
 
 class Trainer:
@@ -71,7 +62,7 @@ class Trainer:
         self.optim = torch.optim.Adam(
             self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
-        self.net = wrap_model(self.model, d, device)
+        self.net = distributed.wrap_model(self.model, d, device)
         if cfg.train.compile:
             self.net = torch.compile(self.net)
         self.sampler = PairBatchSampler(
@@ -106,7 +97,8 @@ class Trainer:
 
     def rank_dropout(self) -> AbstractContextManager[None]:
         """Dropout masks of this process and step (`distributed.rank_dropout`)."""
-        return rank_dropout(self.dist, self.cfg.train.seed, self.progress.step, self.device)
+        return distributed.rank_dropout(self.dist, self.cfg.train.seed, self.progress.step,
+                                        self.device)
 
     def train_step(
         self, epoch: int, index: int, groups: list[np.ndarray]
@@ -182,8 +174,8 @@ class Trainer:
         finally:
             bar.close()
         p.seconds = before + time.perf_counter() - start
-        n = max(len(batches), 1)
-        return {k: float(v) / n for k, v in mean_over_ranks(sums, self.dist, self.device).items()}
+        sums = distributed.mean_over_ranks(sums, self.dist, self.device)
+        return {k: float(v) / max(len(batches), 1) for k, v in sums.items()}
 
     def end_epoch(self, epoch: int, losses: dict[str, float], seconds: float) -> None:
         """Close epoch `epoch` (0-based): validate when due, log it, save last.pt."""
@@ -234,7 +226,7 @@ class Trainer:
                 for epoch in range(self.progress.epoch, self.cfg.train.epochs):
                     losses = self.run_epoch(epoch, flag)
                     self.end_epoch(epoch, losses, self.progress.seconds)
-                    barrier(self.dist)
+                    distributed.barrier(self.dist)
         finally:
             self.batches.close()
 
@@ -255,11 +247,11 @@ def train(
     Nothing is written before the data and the model are known to be good, so a bad input
     leaves no half-made run folder behind."""
     out = Path(out)
-    d, device = setup_distributed(cfg.train.device)
+    d, device = distributed.setup_distributed(cfg.train.device)
     RunFolder(out, d.main).check_new()
     trainer = _trainer(cfg, data_root, out, d, device, dataset)
     with trainer.folder.lock():
-        trainer.folder.start(cfg, data_root)
+        trainer.folder.start(trainer.cfg, data_root)
         return _fit_and_score(trainer)
 
 
@@ -272,7 +264,7 @@ def resume(
     out = Path(out)
     cfg = read_run_config(out)
     data_root = data_root if data_root is not None else remembered_data_root(out)
-    d, device = setup_distributed(cfg.train.device)
+    d, device = distributed.setup_distributed(cfg.train.device)
     trainer = _trainer(cfg, data_root, out, d, device, dataset)
     with trainer.folder.lock():
         if not trainer.restore():
@@ -280,13 +272,30 @@ def resume(
         return _fit_and_score(trainer)
 
 
+def fit_modality(cfg: Config, ds: Dataset, say: bool = True) -> Config:
+    """A dataset without audio features (THUMOS'14's I3D) trains the visual-only model of
+    the paper's ablations (model.modality=visual model.stages=0), said in one log line; the
+    returned settings go into config.yaml and the checkpoints, so `avloc eval` rebuilds it."""
+    if ds.has_audio or cfg.model.modality == "visual":
+        return cfg
+    if cfg.model.modality == "audio":
+        raise AvlocError(f"setting model.modality=audio: dataset {ds.name} has no audio features")
+    if say:
+        print(f"avloc: dataset {ds.name} has no audio features: training the visual-only model "
+              "(model.modality=visual model.stages=0)", flush=True)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, modality="visual",
+                                                              stages=0))
+
+
 def _trainer(
     cfg: Config, data_root: str | Path | None, out: Path, d: Dist, device: torch.device,
     dataset: Dataset | None,
 ) -> Trainer:
-    """The data, checked, and a trainer on it with the run's initial weights; the folder."""
+    """The data, checked, and a trainer on it with the run's initial weights (and settings:
+    `fit_modality`); the folder."""
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
+    cfg = fit_modality(cfg, ds, say=d.main)
     seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
     trainer = Trainer(cfg, ds, out, device, d)
     if d.main:
