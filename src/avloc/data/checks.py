@@ -213,11 +213,12 @@ def make_segment(
     return Segment(start=s, end=e, label=label)
 
 
-def multi_hot(segments: Iterable[Segment], classes: Sequence[str]) -> np.ndarray:
-    """The video-level label: which classes occur anywhere in the video."""
+def multi_hot(items: Iterable[Segment | str], classes: Sequence[str]) -> np.ndarray:
+    """The video-level label: which classes occur anywhere in the video, from its segments
+    or from class names (video-level labels without segments)."""
     labels = np.zeros(len(classes), dtype=np.float32)  # (C,)
-    for seg in segments:
-        labels[classes.index(seg.label)] = 1.0
+    for item in items:
+        labels[classes.index(item.label if isinstance(item, Segment) else item)] = 1.0
     return labels
 
 
