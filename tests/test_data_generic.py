@@ -127,6 +127,73 @@ def test_npz_files_outside_features_folder_get_a_hint(tmp_path: Path) -> None:
         load_generic(CFG, root)
 
 
+def test_features_read_on_another_grid_name_the_real_cause(tmp_path: Path) -> None:
+    """Features extracted at 1 s read with the anet12 preset's 0.64 s: the error names the
+    .npz meta's snippet length and the fix, not data.length_tolerance."""
+    from avloc.extract.store import write_features
+
+    database = {"a": ("training", 10.0, [(0.0, 4.0, "x")])}
+    root = write_generic(tmp_path, _doc(database))
+    meta = {"snippet_seconds": 1.0, "audio_backend": "rms", "visual_backend": "meanrgb"}
+    write_features(root / "features" / "a.npz", np.ones((10, 5)), np.ones((10, 3)), meta)
+    anet = dataclasses.replace(CFG, snippet_seconds=0.64)
+    with pytest.raises(AvlocError, match=r"a\.npz: video a: extracted with 1 s snippets \(its "
+                       r"\.npz meta\), but the data is read with 0\.64 s \(setting data\."
+                       r"snippet_seconds.*\); set data\.snippet_seconds=1, or re-extract with "
+                       r"--snippet-seconds 0\.64") as err:
+        load_generic(anet, root)
+    assert "length_tolerance" not in str(err.value)
+    _json(root, lambda d: d.update(snippet_seconds=0.5))
+    with pytest.raises(AvlocError, match=r"read with 0\.5 s \(the annotation JSON's snippet_"
+                       r"seconds\); set \"snippet_seconds\": 1 in .*annotations\.json"):
+        load_generic(CFG, root)
+    _json(root, lambda d: d.update(snippet_seconds=1.0))
+    assert load_generic(anet, root).snippet_seconds == 1.0  # the JSON wins over the setting
+
+
+def test_a_generic_folder_read_as_another_layout_names_the_setting(tmp_path: Path,
+                                                                    capsys) -> None:
+    """`avloc train` reads AVE unless told (--config ave, said in --help): a generic folder
+    gets the setting to add, not "Annotations.txt: missing file"."""
+    from avloc.cli import build_parser, main
+
+    root = write_generic(tmp_path / "mine")
+    for fmt in ("ave", "anet12", "thumos14_wtalc"):
+        with pytest.raises(AvlocError, match=rf"mine: holds the generic layout \(annotations\."
+                                             rf"json\) but setting data\.format is {fmt} .* add "
+                                             r"data\.format=generic"):
+            load_dataset(DataConfig(format=fmt), root)
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "run")]) == 1
+    assert "add data.format=generic" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert "(default ave:" in " ".join(train.format_help().split())
+    # a folder that is unclear keeps the reader's own message
+    (root / "annotations.json").unlink()
+    with pytest.raises(AvlocError, match=r"Annotations\.txt: missing file"):
+        load_dataset(DataConfig(format="ave"), root)
+
+
+def test_training_says_when_no_validation_video_is_held_out(tmp_path: Path, capsys) -> None:
+    """4 training videos x data.val_fraction 0.1 rounds to 0: said in the log, not found
+    later as a metrics.json without 'val'."""
+    from avloc.cli import main
+
+    database = {f"v{i}": ("training", 4.0, [(0.0, 2.0, "ab"[i % 2])]) for i in range(4)}
+    root = write_generic(tmp_path / "four", _doc(database))
+    args = ["data.format=generic", "model.d_x=8", "train.epochs=1", "train.progress=false"]
+    assert main(["train", "--config", "demo", "--data", str(root), "--out", str(tmp_path / "run"),
+                 *args]) == 0
+    out = capsys.readouterr().out
+    assert ("avloc: no validation videos (data.val_fraction=0.1 of 4 training videos with known "
+            "segments holds out none; raise it or give 'validation' videos): no model "
+            "selection, best.pt is the last epoch") in out
+    assert "val" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert main(["train", "--config", "demo", "--data", str(root), "--out",
+                 str(tmp_path / "run2"), *args, "data.val_fraction=0.25"]) == 0
+    assert "no validation videos" not in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -25,13 +25,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     if not args.out:
         raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
-    train(load_config(args.config, args.overrides), args.data, Path(args.out))
+    train(load_config(args.config or "ave", args.overrides), args.data, Path(args.out))
 
 
 def add_train(sub: flags.Commands) -> None:
     p = flags.command(sub, "train", "train a model from video-level labels", cmd_train,
                       flags.EPILOG)
-    p.add_argument("--config", default="ave", help=f"preset name ({flags.PRESETS}) or YAML path")
+    p.add_argument("--config", help=f"preset name ({flags.PRESETS}) or YAML path (default ave: "
+                   "the AVE layout and the paper's AVE settings; your own videos add "
+                   "data.format=generic)")
     flags.data(p, "dataset folder (not needed for data.format=synthetic; --resume uses the "
               "run's own unless --data names another)")
     flags.out(p, "run folder to create")

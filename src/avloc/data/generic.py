@@ -75,6 +75,8 @@ class GenericSpec:
     task: str
     snippet_seconds: float
     entries: list[GenericEntry]
+    seconds_from_json: bool = False  # snippet_seconds came from the JSON, not the setting
+    path: Path = Path(ANNOTATION_FILE)  # the JSON
 
 
 def annotation_path(cfg: DataConfig, root: Path) -> Path:
@@ -137,7 +139,8 @@ def parse_generic(doc: Any, path: Path, cfg: DataConfig) -> GenericSpec:
                          "list)")
     seconds = _snippet_seconds(doc, cfg, path)
     entries = [_entry(path, vid, e, set(classes), seconds) for vid, e in database.items()]
-    return GenericSpec(classes, _task(doc, path), seconds, entries)
+    return GenericSpec(classes, _task(doc, path), seconds, entries, "snippet_seconds" in doc,
+                       path)
 
 
 def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> GenericEntry:
@@ -242,9 +245,25 @@ def _video(
 ) -> tuple[Video, dict[str, Any] | None]:
     path = fdir / f"{entry.vid}.npz"
     audio, visual, extractor = read_npz(path, entry.vid)
+    check_grid(extractor, spec, path, entry.vid)
     check_length(len(audio), entry.duration, spec.snippet_seconds, cfg.length_tolerance,
                  f"{path}: video {entry.vid}")
     return Video(entry.vid, audio, visual, multi_hot(entry.labels, spec.classes)), extractor
+
+
+def check_grid(extractor: dict[str, Any] | None, spec: GenericSpec, path: Path, vid: str) -> None:
+    """Features that record their snippet length (`avloc extract`'s meta) must be read on
+    that grid; otherwise the length check would blame data.length_tolerance."""
+    recorded = (extractor or {}).get("snippet_seconds")
+    if not isinstance(recorded, (int, float)) or abs(recorded - spec.snippet_seconds) < 1e-9:
+        return
+    fix = (f'set "snippet_seconds": {recorded:g} in {spec.path}' if spec.seconds_from_json
+           else f"set data.snippet_seconds={recorded:g}")
+    source = "the annotation JSON's snippet_seconds" if spec.seconds_from_json else (
+        "setting data.snippet_seconds, e.g. from --config")
+    raise AvlocError(f"{path}: video {vid}: extracted with {recorded:g} s snippets (its .npz "
+                     f"meta), but the data is read with {spec.snippet_seconds:g} s ({source}); "
+                     f"{fix}, or re-extract with --snippet-seconds {spec.snippet_seconds:g}")
 
 
 def _annotation(entry: GenericEntry, length: int, spec: GenericSpec, path: Path) -> Annotation:

@@ -25,7 +25,12 @@ from avloc.extract.backends import (
 )
 from avloc.extract.decode import decode_video
 from avloc.extract.melspec import SAMPLE_RATE
-from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
+from avloc.extract.store import (
+    FORMAT_VERSION,
+    existing_state,
+    setting_differences,
+    write_features,
+)
 from avloc.sharding import parse_shard, select_shard, shard_name
 
 if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
@@ -151,19 +156,31 @@ def extract_folder(
     settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
     todo = []
     for path in videos:
-        state = "missing" if overwrite else existing_state(out / f"{path.stem}.npz", settings)
+        target = out / f"{path.stem}.npz"
+        state = "missing" if overwrite else existing_state(target, settings)
         if state == "done":
             summary.skipped.append(path.stem)
         elif state == "stale":
-            summary.failed.append((str(path), f"{out / path.stem}.npz was extracted with other "
-                                   "settings (back-ends or snippet grid); use --overwrite"))
+            reason = (f"{target} was extracted with other settings: "
+                      f"{setting_differences(target, settings)}; --overwrite re-extracts it, "
+                      "or extract into another --out")
+            summary.failed.append((str(path), reason))
+            print(f"failed: {path}: {reason}", file=sys.stderr, flush=True)
         else:
             todo.append(path)
+    if summary.skipped:  # one line, not one per video: a resumed batch may skip thousands
+        print(f"skipped {len(summary.skipped)} videos already extracted with these settings "
+              f"into {out} ({_some(summary.skipped)}; --overwrite re-extracts them)",
+              file=sys.stderr, flush=True)
     if todo:  # build networks only when there is work; a missing weight file stops here
         backends = (make_audio_backend(audio_backend, audio_weights),
                     make_visual_backend(visual_backend, visual_weights, batch_size))
         _run(todo, out, backends, snippet_seconds, frames_per_snippet, summary, progress)
     return summary
+
+
+def _some(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def _run(
@@ -188,4 +205,4 @@ def _run(
             if not isinstance(err, AvlocError):
                 reason = f"{path}: {type(err).__name__}: {err}"
             summary.failed.append((str(path), reason))
-            tqdm.write(f"skipped: {reason}", file=sys.stderr)
+            tqdm.write(f"failed: {reason}", file=sys.stderr)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from avloc.config import Config
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, BatchPrefetcher, PairBatchSampler, load_share
-from avloc.data.checks import check_training_data
+from avloc.data.checks import check_training_data, no_validation_note
 from avloc.errors import AvlocError
 from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best, selection_metric
 from avloc.io import write_json_atomic
@@ -295,6 +295,9 @@ def _trainer(
     `fit_modality`); the folder."""
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
+    note = no_validation_note(ds, cfg.data.format, cfg.data.val_fraction)
+    if note and d.main:
+        print(f"avloc: {note}", flush=True)
     cfg = fit_modality(cfg, ds, say=d.main)
     seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
     trainer = Trainer(cfg, ds, out, device, d)
