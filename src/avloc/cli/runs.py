@@ -21,7 +21,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     from avloc.train import resume, train
 
     if args.resume:
-        resume(Path(args.resume), args.data)
+        for flag, value in (("--config", args.config), ("--out", args.out)):
+            if value:
+                raise AvlocError(f"{flag} with --resume: the run keeps its folder and settings "
+                                 f"({args.resume}/config.yaml); give changes as KEY=VALUE, "
+                                 "e.g. train.epochs=60")
+        resume(Path(args.resume), args.data, overrides=args.overrides)
         return
     if not args.out:
         raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
@@ -37,7 +42,9 @@ def add_train(sub: flags.Commands) -> None:
     flags.data(p, "dataset folder (not needed for data.format=synthetic; --resume uses the "
               "run's own unless --data names another)")
     flags.out(p, "run folder to create")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run, or extend "
+                   "a finished one (train.epochs=N); settings that change what a step computes "
+                   "are refused")
     flags.overrides(p, "setting overrides, e.g. model.stages=1 train.epochs=10")
 
 

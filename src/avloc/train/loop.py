@@ -36,8 +36,10 @@ from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
 from avloc.train.run_folder import (
     Progress,
     RunFolder,
+    check_epochs,
     read_run_config,
     remembered_data_root,
+    resume_settings,
     seed_generators,
 )
 
@@ -257,18 +259,30 @@ def train(
 
 def resume(
     out: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Continue the run in `out` from its last checkpoint, with its own settings
     (config.yaml) and data (the folder it started on, unless `data_root` names another);
-    a run killed before its first checkpoint starts over. Returns the metrics."""
+    a run killed before its first checkpoint starts over. `overrides` (KEY=VALUE) may change
+    how long and how it goes on (`run_folder.RESUMABLE`: train.epochs extends a finished
+    run); others are refused. Returns the metrics."""
     out = Path(out)
-    cfg = read_run_config(out)
+    saved = read_run_config(out)
+    cfg = resume_settings(saved, overrides or [], out)
     data_root = data_root if data_root is not None else remembered_data_root(out)
     d, device = distributed.setup_distributed(cfg.train.device)
     trainer = _trainer(cfg, data_root, out, d, device, dataset)
     with trainer.folder.lock():
         if not trainer.restore():
             print(f"avloc: {out} has no checkpoint yet; starting from the beginning", flush=True)
+        check_epochs(trainer.cfg, trainer.progress, out)
+        if trainer.cfg.to_dict() != saved.to_dict():
+            trainer.folder.save_config(trainer.cfg)  # the next resume goes on with them
+        finished = trainer.progress.epoch >= trainer.cfg.train.epochs
+        if finished and d.main:
+            print(f"avloc: {out} has trained all its {trainer.cfg.train.epochs} epochs; nothing "
+                  f"to train (to train longer: avloc train --resume {out} train.epochs=N)",
+                  flush=True)
         return _fit_and_score(trainer)
 
 
