@@ -139,5 +139,8 @@ def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video,
     assert "1 videos: 0 extracted, 0 already done, 1 failed" in out_err.out
     assert (f"failed: {inputs / 'a.mp4'}: {out / 'a.npz'} was extracted with other settings: "
             "snippet_seconds 1.0 (now 0.5); --overwrite re-extracts it") in out_err.err
-    redone = extract_folder(inputs / "a.mp4", out, snippet_seconds=0.5, overwrite=True, **args)
+    capsys.readouterr()
+    redone = extract_folder(inputs / "a.mp4", out, snippet_seconds=0.5, overwrite=True,
+                            **{**args, "progress": True})
+    assert "\r" not in capsys.readouterr().err  # not a terminal: no bar
     assert redone.written == ["a"] and read_features(out / "a.npz")[0].shape == (8, 1)

@@ -8,6 +8,7 @@ failures reported and skipped so one bad file never stops a long run.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +32,14 @@ from avloc.extract.store import (
     setting_differences,
     write_features,
 )
+from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.sharding import parse_shard, select_shard, shard_name
 
 if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
     from avloc.extract.audio import AudioBackend
     from avloc.extract.visual import VisualBackend
 
+HEARTBEAT_MINUTES = 5.0  # not on a terminal: a progress line this often
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .flv .mpg .mpeg .wmv .3gp .ts .ogv".split()
 )
@@ -194,8 +197,14 @@ def _run(
 ) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(todo, desc="extract", unit="video", disable=not progress, file=sys.stderr)
-    for path in bar:
+    bar = tqdm(todo, desc="extract", unit="video", disable=not (progress and interactive()),
+               file=sys.stderr)
+    beat, start = Heartbeat(HEARTBEAT_MINUTES if progress and bar.disable else 0), time.monotonic()
+    for done, path in enumerate(bar):
+        if beat.due():  # a log file gets a line now and then instead of a bar
+            print(f"extract: {done}/{len(todo)} videos, {len(summary.failed)} failed, "
+                  f"{eta_text(done, len(todo), time.monotonic() - start)}", file=sys.stderr,
+                  flush=True)
         try:
             audio, visual, meta = extract_video(path, *backends, snippet_seconds, per_snippet)
             write_features(out / f"{path.stem}.npz", audio, visual, meta)

@@ -296,7 +296,8 @@ def read_run_config(out: Path) -> Config:
 # What `--resume RUN KEY=VALUE` may change: how long and how a run goes on, never what it
 # computes per step (the model, the losses, the data, the optimizer, the seed).
 RESUMABLE = ("train.epochs", "train.eval_every", "train.checkpoint_every",
-             "train.finite_check_every", "train.progress", "train.device")
+             "train.finite_check_every", "train.progress", "train.progress_minutes",
+             "train.tensorboard", "train.device")
 
 
 def resume_settings(saved: Config, overrides: list[str], out: Path) -> Config:
