@@ -205,3 +205,34 @@ def test_llp_names_and_class_folders_find_the_real_clip(tmp_path: Path, real_vid
     result = write_labels(tmp_path / "f.json", folders=tmp_path / "byclass")
     assert [(v.vid, v.labels, v.source) for v in result.videos] == [
         ("BjCEufrlXm4", ["Dog", "Speech"], "video")]
+
+
+def test_real_clip_from_tags_to_a_trained_model_through_the_cli(tmp_path: Path, real_video: Path,
+                                                               capsys, one_torch_thread) -> None:
+    """README's walkthrough on the real clip (diagnostic back-ends, so it is quick): extract,
+    LLP's list -> annotations.json (durations from the .npz meta), train on tags alone
+    (said: no validation videos), localize; extracting again on another grid says why."""
+    pytest.importorskip("av")
+    (tmp_path / "videos").mkdir()
+    shutil.copy(real_video, tmp_path / "videos")
+    (tmp_path / "AVVP_train.csv").write_text(LLP_HEAD)
+    data, back = tmp_path / "mydata", ["--audio-backend", "rms", "--visual-backend", "meanrgb"]
+    assert main(["extract", str(tmp_path / "videos"), "--out", str(data / "features"),
+                 *back]) == 0
+    assert main(["data", "labels", "--csv", str(tmp_path / "AVVP_train.csv"), "--out",
+                 str(data / "annotations.json"), "--skip-missing"]) == 0
+    capsys.readouterr()
+    entry = json.loads((data / "annotations.json").read_text())["database"]["BjCEufrlXm4"]
+    assert entry["labels"] == ["Speech", "Dog"] and 10.0 <= entry["duration"] <= 10.1
+    run = tmp_path / "runs" / "mine"
+    assert main(["train", "--config", "demo", "--data", str(data), "--out", str(run),
+                 "data.format=generic", "model.d_x=8", "train.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "avloc: no validation videos (all 1 training videos have video-level labels only" \
+        in out and "val" not in json.loads((run / "metrics.json").read_text())
+    assert main(["localize", str(tmp_path / "videos" / "BjCEufrlXm4.mp4"), "--checkpoint",
+                 str(run), "--out", str(tmp_path / "results")]) == 0
+    assert (tmp_path / "results" / "BjCEufrlXm4_segments.json").is_file()
+    assert main(["extract", str(tmp_path / "videos"), "--out", str(data / "features"), *back,
+                 "--snippet-seconds", "0.64"]) == 1
+    assert "snippet_seconds 1.0 (now 0.64); --overwrite re-extracts it" in capsys.readouterr().err
