@@ -236,7 +236,7 @@ def _localize(todo: list[str], fdir: Path, out: Path, sources: dict[str, str], m
     """Run the model over `todo` a chunk at a time; write each video's CAS file at once."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), desc="localize", unit="video", disable=not progress,
+    bar = tqdm(total=len(todo), desc="localize", unit="video", disable=not progress or not todo,
                file=sys.stderr)
     for start in range(0, len(todo), CHUNK):
         items = []

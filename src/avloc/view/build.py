@@ -6,8 +6,9 @@
     OUT/view/assets/        ECharts (Apache-2.0, a build of the parts used), view.js, view.css
 
 Only the index loads with the page, so 500 long videos open as fast as 5; a video's file
-holds its segments, the activations of its top classes and mu as base64 bytes (1/255
-steps: a picture, not the numbers; those are in OUT/cas). Files load by <script> tags,
+holds its segments, the activations of its top classes (scaled to their range in the
+video) and mu as base64 bytes (1/255 steps: a picture, not the numbers; those are in
+OUT/cas). Files load by <script> tags,
 which browsers allow from disk where fetch() is refused.
 """
 
@@ -131,9 +132,14 @@ def _tracks(vid: str, det: Detections, kinds: list[str], gt_rows: list[tuple],
     }
     if rec is not None:
         rows = _heat_classes(rec, det, [g[2] for g in gt_rows])
+        heat = rec.cas[:, rows].T  # (K, T)
+        # the colour scale spans the video's own range: an unsure model still shows its leanings
+        low, high = (float(heat.min()), float(heat.max())) if heat.size else (0.0, 1.0)
+        span = max(high - low, 1e-6)
         doc |= {"snippets": len(rec.cas), "seconds": rec.timing.seconds,
                 "offset": rec.timing.offset, "heat_classes": [rec.classes[c] for c in rows],
-                "heat": _b64(rec.cas[:, rows].T), "mu": _b64(rec.mu)}  # (K, T) row-major
+                "heat": _b64((heat - low) / span), "heat_range": [low, low + span],
+                "mu": _b64(rec.mu)}
     return doc
 
 

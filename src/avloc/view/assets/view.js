@@ -76,8 +76,8 @@
       parts.push('average mAP (' + ix.ap.tiou[0] + ':' + ix.ap.tiou[ix.ap.tiou.length - 1] + ') '
                  + fmt(100 * ix.ap.average_mAP, 1) + ' %');
       parts.push(ix.ap.instances + ' ground-truth instances');
-      parts.push('outcomes judged at tIoU ' + ix.diagnose_tiou
-                 + ' on each video\'s G best detections (G = its instances)');
+      parts.push('outcomes at tIoU ' + ix.diagnose_tiou + ', each video\'s G best detections'
+                 + ' judged (G = its instances)');
     } else {
       parts.push('no ground truth (avloc view OUT --gt GT.json adds it)');
     }
@@ -115,12 +115,9 @@
     ];
     if (INDEX.has_truth) {
       cols.push({key: 'gt', title: 'truth', value: (r) => r.gt_classes.join(', ')});
-      const short = {missed: 'missed', false_positive: 'false +', wrong_class: 'wrong cls',
-                     boundaries: 'bounds'};
-      for (const k of ['missed', 'false_positive', 'wrong_class', 'boundaries']) {
-        cols.push({key: k, title: short[k], tip: KIND_NAMES[k], num: true, error: true,
-                   value: (r) => r.errors[k]});
-      }
+      cols.push({key: 'errors', title: 'errors', tip: 'judged at tIoU ' + INDEX.diagnose_tiou
+                 + ': missed instances, false positives, wrong class, poor boundaries',
+                 num: true, error: true, value: errorCount, show: errorText});
     }
     return cols;
   }
@@ -172,6 +169,13 @@
     }
     $('videos').querySelector('tbody').innerHTML = shown.map((n) => rowHtml(cols, n)).join('');
     $('count').textContent = shown.length + ' of ' + INDEX.videos.length + ' videos';
+  }
+
+  function errorText(r) {
+    const short = {missed: 'miss', false_positive: 'FP', wrong_class: 'class', boundaries: 'bounds'};
+    const parts = Object.keys(short).filter((k) => r.errors[k] > 0)
+      .map((k) => r.errors[k] + ' ' + short[k]);
+    return parts.length ? parts.join(', ') : 'none';
   }
 
   function errorCount(r) {
@@ -564,7 +568,8 @@
         parts.push('snippet ' + s + ' (' + clock(doc.offset + s * doc.seconds) + ' – '
                    + clock(doc.offset + (s + 1) * doc.seconds) + ')');
         parts.push('μ ' + fmt(view.mu[s] / 255, 2));
-        const acts = doc.heat_classes.map((c, k) => [c, view.heat[k][s] / 255]);
+        const [low, high] = doc.heat_range;
+        const acts = doc.heat_classes.map((c, k) => [c, low + view.heat[k][s] / 255 * (high - low)]);
         acts.sort((a, b) => b[1] - a[1]);
         parts.push(acts.slice(0, 3).map((a) => esc(a[0]) + ' ' + fmt(a[1], 2)).join(', '));
       }
@@ -594,7 +599,7 @@
       markRow(tr.dataset.track, +tr.dataset.k);
       seek(+tr.dataset.start);
     };
-    $('legend').innerHTML = legendHtml(judged);
+    $('legend').innerHTML = legendHtml(judged, doc.heat_range);
   }
 
   function markRow(track, k) {
@@ -603,13 +608,16 @@
     if (tr) tr.classList.add('active');
   }
 
-  function legendHtml(judged) {
+  function legendHtml(judged, range) {
     const sw = (c, t) => '<span class="sw" style="background:' + c + '"></span>' + esc(t);
     const items = judged ? [sw(GT_COLOR, 'instance found'), sw(MISSED_COLOR, 'instance missed')]
       .concat(['tp', 'boundaries', 'wrong_class', 'false_positive', '']
         .map((k) => sw(KIND_COLORS[k], KIND_NAMES[k])))
       : [sw(PRED_COLOR, 'predicted segment')];
-    return items.join('') + ' · darker = higher score · click a segment or the timeline to seek'
+    const ramp = 'linear-gradient(90deg,' + HEAT_STOPS.map((c) => 'rgb(' + c + ')').join(',') + ')';
+    const heat = range ? ' · activation ' + fmt(range[0], 2) + ' <span class="ramp" style="'
+      + 'background:' + ramp + '"></span> ' + fmt(range[1], 2) : '';
+    return items.join('') + ' · darker = higher score' + heat + ' · click a segment or the timeline to seek'
       + ' · shift+wheel or the slider zooms';
   }
 })();
