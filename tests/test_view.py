@@ -127,6 +127,20 @@ def test_a_failed_build_keeps_the_previous_report(tmp_path, capsys):
         build_view(tmp_path)
 
 
+def test_many_predicted_classes_share_the_last_lane(tmp_path):
+    from avloc.view.build import LANES
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dets = [{"label": f"c{k:02d}", "score": 1 - k / 100, "segment": [k, k + 1.0]}
+            for k in range(LANES + 2)]
+    (out / "results.json").write_text(json.dumps({"results": {"v": dets}}))
+    build_view(out)
+    _, doc = read_script(out / "view" / "data" / "000000.js", "avlocVideo")
+    assert doc["lanes"] == [f"c{k:02d}" for k in range(LANES - 1)] + ["(other classes)"]
+    assert "heat" not in doc and doc["duration"] == LANES + 2  # no CAS files: no heat map
+
+
 # ---- in a real browser -----------------------------------------------------------------------
 def chromium() -> str | None:
     for name in (os.environ.get("AVLOC_CHROMIUM"), "chromium", "chromium-headless-shell",

@@ -140,17 +140,21 @@ def localize_batch(
     into OUT: features cached in `features` (default OUT/features), OUT/cas/<video>.npz,
     OUT/results.json. A video that fails is reported and skipped; the rest go on."""
     m = load_tuned_model(checkpoint, untuned)
+    if inputs:  # videos are extracted the way the checkpoint's training features were
+        ext = recorded_extractors(m.ckpt, str(m.path))
+        check_requested(ext, audio_backend, visual_backend, str(m.path))
     out = Path(out)
     fdir = Path(features) if features else out / FEATURE_DIR
     sources = _sources(inputs, fdir)
     summary = BatchSummary(out, list(sources), model=m)
-    _refuse_stale(out, sources, m)
-    pending = [vid for vid in sources if cas_state(cas_path(out, vid), m.id) != "done"]
-    summary.done_before = sorted(set(sources) - set(pending))
+    states = {vid: cas_state(cas_path(out, vid), m.id) for vid in sources}
+    _refuse_stale(out, states, m)
+    pending = [vid for vid, state in states.items() if state != "done"]
+    summary.done_before = [vid for vid, state in states.items() if state == "done"]
     failed: dict[str, str] = {}
     if inputs and pending:  # only videos not localized yet need their features
-        failed |= _extract([sources[v] for v in pending], fdir, m, audio_backend,
-                           visual_backend, audio_weights, visual_weights, progress)
+        failed |= _extract([sources[v] for v in pending], fdir, ext, audio_weights,
+                           visual_weights, progress)
     todo = [vid for vid in pending if vid not in failed]
     _localize(todo, fdir, out, sources, m, summary, failed, progress)
     records = _finished_records(out, sources, summary, failed)
@@ -175,24 +179,22 @@ def _sources(inputs: Sequence[str | Path], fdir: Path) -> dict[str, str]:
     return found
 
 
-def _refuse_stale(out: Path, sources: dict[str, str], m: TunedModel) -> None:
+def _refuse_stale(out: Path, states: dict[str, str], m: TunedModel) -> None:
     """Outputs of another checkpoint in OUT would mix two models in one results.json."""
-    stale = [vid for vid in sources if cas_state(cas_path(out, vid), m.id) == "stale"]
+    stale = [vid for vid, state in states.items() if state == "stale"]
     if stale:
         raise AvlocError(f"{cas_path(out, stale[0])}: made by another checkpoint than "
                          f"{m.path} ({len(stale)} such files in {out / CAS_DIR}); use "
                          "another --out, or delete them to localize again")
 
 
-def _extract(videos: list[str], fdir: Path, m: TunedModel, audio_backend: str | None,
-             visual_backend: str | None, audio_weights: Any, visual_weights: Any,
-             progress: bool) -> dict[str, str]:
-    """Extract what the feature cache lacks, as `avloc extract` does (same code, same
-    rules); return {video id: reason} of the videos that failed."""
+def _extract(videos: list[str], fdir: Path, ext: dict[str, Any], audio_weights: Any,
+             visual_weights: Any, progress: bool) -> dict[str, str]:
+    """Extract what the feature cache lacks, with the checkpoint's back-ends and grid `ext`,
+    as `avloc extract` does (same code, same rules); return {video id: reason} of the
+    videos that failed."""
     from avloc.extract import extract_folder
 
-    ext = recorded_extractors(m.ckpt, str(m.path))
-    check_requested(ext, audio_backend, visual_backend, str(m.path))
     done = extract_folder(videos, fdir, ext["audio_backend"], ext["visual_backend"],
                           float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
                           audio_weights=audio_weights, visual_weights=visual_weights,

@@ -127,8 +127,7 @@ def _tracks(vid: str, det: Detections, kinds: list[str], gt_rows: list[tuple],
         "gt": [[s, e, label, bool(m)] for (s, e, label), m in zip(gt_rows, missed, strict=True)],
         "pred": [[float(s), float(e), label, float(sc), k] for (s, e), label, sc, k
                  in zip(det.segment, det.label, det.score, kinds, strict=True)],
-        "lanes": lanes[: LANES - 1] + (["(other classes)"] if len(lanes) >= LANES else
-                                       lanes[LANES - 1:]),
+        "lanes": lanes if len(lanes) <= LANES else [*lanes[: LANES - 1], "(other classes)"],
     }
     if rec is not None:
         rows = _heat_classes(rec, det, [g[2] for g in gt_rows])
