@@ -125,3 +125,23 @@ def test_tune_refuses_event_models_and_bad_tuned_files(run, tmp_path, capsys):
     with pytest.raises(AvlocError, match="expected a 'localize' mapping"):
         load_tuned_model(folder)
     assert load_tuned_model(folder, untuned=True).note is None
+
+
+def test_localize_and_eval_use_the_settings_in_the_run(run, tmp_path, capsys):
+    from avloc.results import read_cas, segments_of
+
+    data, folder = run
+    (folder / TUNED_FILE).write_text("localize:\n  act_threshold: 0.2\n  min_snippets: 1\n")
+    features = str(data / "features")
+    assert main(["localize", "--features", features, "--checkpoint", str(folder), "--out",
+                 str(tmp_path / "tuned"), "--no-progress"]) == 0
+    assert f"tuned settings from {folder / TUNED_FILE}" in capsys.readouterr().out
+    assert main(["localize", "--features", features, "--checkpoint", str(folder), "--out",
+                 str(tmp_path / "own"), "--no-progress", "--untuned"]) == 0
+    tuned = json.loads((tmp_path / "tuned" / "results.json").read_text())["results"]
+    own = json.loads((tmp_path / "own" / "results.json").read_text())["results"]
+    assert tuned != own
+    cfg = load_config("demo", ["localize.act_threshold=0.2", "localize.min_snippets=1"])
+    for vid in list(tuned)[:5]:
+        rec = read_cas(tmp_path / "tuned" / "cas" / f"{vid}.npz")
+        assert tuned[vid] == json.loads(json.dumps(segments_of(rec, "action", cfg)))

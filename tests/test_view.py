@@ -232,6 +232,18 @@ def test_tracks_show_the_segments_and_a_click_seeks_the_video(page, tmp_path):
     page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 0.5) < 0.05")
 
 
+def test_the_real_clip_plays_in_the_page_and_seeks(page, tmp_path, real_video):
+    out = known_folder(tmp_path / "out")
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "clipA.mp4").symlink_to(real_video)  # the real 10-second clip
+    index, _ = build_view(out, gt=out / "truth.json", videos=tmp_path / "videos")
+    open_video(page, index, "clipA")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    assert page.evaluate("document.getElementById('player').duration") == pytest.approx(10, abs=0.2)
+    page.click("#segments tbody tr >> nth=2")  # the predicted speech segment, 3.5 s
+    page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 3.5) < 0.01")
+
+
 def test_the_list_filters_by_class_and_error_and_sorts_by_score(page, tmp_path):
     out = known_folder(tmp_path / "out")
     index, _ = build_view(out, gt=out / "truth.json")
