@@ -52,6 +52,10 @@ class DataConfig:
     synth_audio_dim: int = 128
     synth_visual_dim: int = 256
     synth_length: int = 10
+    synth_task: str = "event"  # event (AVE-like) | action (ActivityNet-1.2-like lengths, mAP)
+    synth_events: str = "uniform"  # event task's times: uniform | ave (the real AVE's)
+    synth_groups: int = 0  # hard mode: classes in this many groups sharing looks, sounds, scene
+    synth_group_share: float = 0.7  # hard mode: how much of a class is its group's prototype
     synth_noise: float = 0.8
     synth_seed: int = 0
 
@@ -155,6 +159,8 @@ class Config:
 
 CHOICES = {
     "data.format": ("synthetic", "ave", "anet12", "generic", "thumos14", "thumos14_wtalc"),
+    "data.synth_events": ("uniform", "ave"),
+    "data.synth_task": ("event", "action"),
     "model.modality": ("av", "audio", "visual"),
     "model.attention": ("efficient", "explicit"),
     "model.classifier": ("openmax", "softmax"),
@@ -207,6 +213,10 @@ def _check_data(d: DataConfig) -> None:
                           "synth_videos": 1, "synth_background_videos": 0, "synth_audio_dim": 1,
                           "synth_visual_dim": 1, "synth_length": 2, "synth_noise": 0})
     _need(d.default_fps >= 0, "data.default_fps", d.default_fps, "must be >= 0 (0: per video)")
+    _need(0 <= d.synth_groups <= d.synth_classes, "data.synth_groups", d.synth_groups,
+          "must be in [0, data.synth_classes]")
+    _need(0 <= d.synth_group_share <= 1, "data.synth_group_share", d.synth_group_share,
+          "must be in [0, 1]")
 
 
 def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
