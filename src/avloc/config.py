@@ -29,6 +29,9 @@ class DataConfig:
     # AVE: 1 s; ActivityNet and THUMOS'14 in the W-TALC layout: 16 frames at 25 fps = 0.64 s
     snippet_seconds: float = 1.0
     max_seqlen: int = 750  # training crops longer videos to this many snippets (W-TALC)
+    # training batches: pad (to the batch's longest video) | bucket (similar lengths
+    # together) | shortest (every video cropped to the batch's shortest: no padding)
+    batching: str = "pad"
     val_fraction: float = 0.1  # held out of train when a layout has no validation split
     use_background_videos: bool = True  # AVE background-only ("noisy") videos join training
     # generic layout: path of the ActivityNet-style JSON (default: DIR/annotations.json);
@@ -56,6 +59,7 @@ class DataConfig:
     synth_events: str = "uniform"  # event task's times: uniform | ave (the real AVE's)
     synth_groups: int = 0  # hard mode: classes in this many groups sharing looks, sounds, scene
     synth_group_share: float = 0.7  # hard mode: how much of a class is its group's prototype
+    synth_noise_corr: float = 0.0  # AR(1) coefficient of the noise over time (0: independent)
     synth_noise: float = 0.8
     synth_seed: int = 0
 
@@ -102,6 +106,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast
+    dtype: str = "float32"  # weights and arithmetic: float32 | float64 (to debug numerics)
     compile: bool = False  # torch.compile the model
     eval_every: int = 1  # epochs between validations
     checkpoint_every: int = 0  # also save last.pt every N steps inside an epoch (0 = per epoch)
@@ -159,6 +164,8 @@ class Config:
 
 CHOICES = {
     "data.format": ("synthetic", "ave", "anet12", "generic", "thumos14", "thumos14_wtalc"),
+    "data.batching": ("pad", "bucket", "shortest"),
+    "train.dtype": ("float32", "float64"),
     "data.synth_events": ("uniform", "ave"),
     "data.synth_task": ("event", "action"),
     "model.modality": ("av", "audio", "visual"),
@@ -217,6 +224,8 @@ def _check_data(d: DataConfig) -> None:
           "must be in [0, data.synth_classes]")
     _need(0 <= d.synth_group_share <= 1, "data.synth_group_share", d.synth_group_share,
           "must be in [0, 1]")
+    _need(0 <= d.synth_noise_corr < 1, "data.synth_noise_corr", d.synth_noise_corr,
+          "must be in [0, 1)")
 
 
 def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:

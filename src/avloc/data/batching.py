@@ -30,23 +30,33 @@ class Batch:
     # known here on the host, so the loss selects them without a device sync
     casl_classes: torch.Tensor
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Batch:
+        """On `device` (non-blocking on CUDA); floating tensors in `dtype` when given."""
         nb = torch.device(device).type == "cuda"
-        return self.map(lambda t: t.to(device, non_blocking=nb))
+        return self.map(lambda t: t.to(device, dtype if dtype and t.is_floating_point() else None,
+                                       non_blocking=nb))
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
         return Batch(*(fn(getattr(self, f.name)) for f in fields(self)))
+
+
+BUCKET_BATCHES = 16  # bucket: videos sorted by length within chunks of this many batches
+PAIR_CANDIDATES = 8  # bucket: classes tried for each CASL pair
 
 
 class PairBatchSampler:
     """Batches of video indices whose first 2P entries are P pairs sharing a class.
 
     W-TALC's CASL needs videos with a common class in each batch; the rest of the batch
-    walks through a fresh permutation of the training set every epoch.
+    walks through a fresh permutation of the training set every epoch. With `bucket`, the
+    permutation is sorted by length within chunks of BUCKET_BATCHES batches (and the
+    batches shuffled), so a batch holds videos of similar lengths, and its pairs are of
+    classes with two videos of about the batch's median length (`_pair`).
     """
 
     def __init__(
-        self, videos: Sequence[Video], batch_size: int, pairs: int, seed: int, groups: int = 1
+        self, videos: Sequence[Video], batch_size: int, pairs: int, seed: int, groups: int = 1,
+        bucket: bool = False,
     ):
         """batch_size and pairs are per group; a distributed run has one group per process,
         each group a contiguous slice of the global batch with its own pairs."""
@@ -54,6 +64,8 @@ class PairBatchSampler:
         self.batch_size = batch_size
         self.seed = seed
         self.groups = groups
+        self.lengths = np.array([v.length for v in videos])  # (N,)
+        self.bucket = bucket
         by_class: dict[int, list[int]] = defaultdict(list)
         for i, v in enumerate(videos):
             for c in np.flatnonzero(v.labels):
@@ -70,22 +82,50 @@ class PairBatchSampler:
         array per group."""
         rng = np.random.default_rng([self.seed, epoch])
         perm = rng.permutation(self.n)
+        if self.bucket:
+            perm = self._bucketed(perm, rng)
         classes = list(self.by_class)
         batches = []
         for b in range(len(self)):
             groups = []
             for g in range(self.groups):
-                paired = []
-                for _ in range(self.pairs):
-                    members = self.by_class[classes[rng.integers(len(classes))]]
-                    paired.extend(rng.choice(members, size=2, replace=False))
                 at = (b * self.groups + g) * self.fill
                 rest = perm[at:at + self.fill]
+                paired = []
+                for _ in range(self.pairs):
+                    paired.extend(self._pair(classes, rest, rng))
                 if not paired and len(rest) == 0:  # a process past the end of the epoch:
                     rest = perm[np.arange(at, at + self.fill) % self.n]  # wrap, never empty
                 groups.append(np.concatenate([np.array(paired, dtype=np.int64), rest]))
             batches.append(groups)
         return batches
+
+    def _bucketed(self, perm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The permutation sorted by length within chunks, batches in a random order."""
+        step = self.fill * self.groups  # videos of one global batch
+        chunk = step * BUCKET_BATCHES
+        perm = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")]
+                               for c in np.split(perm, range(chunk, self.n, chunk))])
+        order = rng.permutation(len(self))
+        return np.concatenate([perm[b * step:(b + 1) * step] for b in order])
+
+    def _pair(self, classes: list[int], rest: np.ndarray, rng: np.random.Generator
+              ) -> np.ndarray:
+        """Two videos of one class: of a random class, at random; or (bucket) of the class
+        among PAIR_CANDIDATES random ones whose two videos closest in length to the batch's
+        median are closest to it."""
+        if not self.bucket or not len(rest):
+            members = self.by_class[classes[rng.integers(len(classes))]]
+            return rng.choice(members, size=2, replace=False)
+        median = np.median(self.lengths[rest])
+        best, best_gap = None, np.inf
+        for c in rng.choice(classes, size=min(PAIR_CANDIDATES, len(classes)), replace=False):
+            members = self.by_class[int(c)]
+            gap = np.abs(self.lengths[members] - median)  # (M,)
+            two = np.argsort(gap, kind="stable")[:2]
+            if gap[two].max() < best_gap:
+                best, best_gap = members[two], gap[two].max()
+        return best
 
 
 def crop_window(length: int, max_len: int, rng: np.random.Generator | None) -> slice:
@@ -120,14 +160,25 @@ def collate(
     return Batch(audio, visual, mask, torch.from_numpy(labels).float(), shared)
 
 
+def crop_length(videos: Sequence[Video], groups: list[np.ndarray], batching: str,
+                max_seqlen: int) -> int:
+    """Snippets each training video of a global batch (`groups`: every process's indices)
+    is cropped to: data.max_seqlen, or with `shortest` the batch's shortest video (no
+    padding at all; computed over the global batch, so every process crops alike)."""
+    if batching != "shortest":
+        return max_seqlen
+    return min(max_seqlen, min(videos[i].length for g in groups for i in g))
+
+
 def load_share(
     videos: Sequence[Video], mine: np.ndarray, seed: int, epoch: int, max_len: int,
     pin: bool = False,
 ) -> Batch:
     """One process's share `mine` (indices into `videos`) of a global training batch, on
-    the CPU; each video cropped by a generator of (seed, epoch, video), so its crop does not
-    depend on the batch or process that holds it. `pin`: in page-locked memory, so that the
-    copy to a CUDA device does not wait for the device."""
+    the CPU, longer videos cropped to `max_len` snippets (`crop_length`) at a random
+    window; each video's window is drawn by a generator of (seed, epoch, video), so it
+    does not depend on the process that holds it. `pin`: in page-locked memory, so that
+    the copy to a CUDA device does not wait for the device."""
     crops = [np.random.default_rng([seed, epoch, int(i)]) for i in mine]
     batch = collate([videos[i] for i in mine], max_len, crops)
     return batch.map(torch.Tensor.pin_memory) if pin else batch

@@ -22,6 +22,10 @@ Two structures (`data.synth_task`):
   snippets of 0.64 s, mean 180; 1.5 instances; an instance covers 2 % to 99 % of its
   video, median 36 %), one class per video, evaluated by mAP.
 
+Noise is Gaussian, independent across snippets by default; `data.synth_noise_corr` makes
+it AR(1) in time, as real features of neighbouring snippets are alike (a localizer that
+thresholds activations over time needs that).
+
 Hard mode (`data.synth_groups` > 0), what real classes do: classes come in groups that
 share looks and sounds (a class is `synth_group_share` its group's prototype, the rest its
 own), and a video's background scene matches its class group all video long.
@@ -143,9 +147,23 @@ def _make_video(
             visual += protos.visual[cls] * STRONG  # the whole video looks like the class
     else:
         events = []
-    audio += rng.standard_normal(audio.shape) * cfg.synth_noise
-    visual += rng.standard_normal(visual.shape) * cfg.synth_noise
+    audio += _noise(rng, audio.shape, cfg) * cfg.synth_noise
+    visual += _noise(rng, visual.shape, cfg) * cfg.synth_noise
     return audio.astype(np.float32), visual.astype(np.float32), events
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], cfg: DataConfig) -> np.ndarray:
+    """(L, D) unit-variance noise, AR(1) in time with coefficient data.synth_noise_corr
+    (real features of neighbouring snippets are alike: 0 makes them independent)."""
+    eps = rng.standard_normal(shape)  # (L, D)
+    rho = cfg.synth_noise_corr
+    if rho == 0:
+        return eps
+    out = np.empty_like(eps)
+    out[0] = eps[0]
+    for t in range(1, len(eps)):
+        out[t] = rho * out[t - 1] + np.sqrt(1 - rho**2) * eps[t]
+    return out
 
 
 def make_synthetic(cfg: DataConfig) -> Dataset:

@@ -22,13 +22,19 @@ from tqdm import tqdm
 
 from avloc.config import Config
 from avloc.data import Dataset, load_dataset
-from avloc.data.batching import Batch, BatchPrefetcher, PairBatchSampler, load_share
+from avloc.data.batching import (
+    Batch,
+    BatchPrefetcher,
+    PairBatchSampler,
+    crop_length,
+    load_share,
+)
 from avloc.data.checks import check_training_data, no_validation_note
 from avloc.errors import AvlocError
 from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best, selection_metric
 from avloc.io import write_json_atomic
 from avloc.losses import total_loss
-from avloc.model import build_model
+from avloc.model import DTYPES, build_model, full_precision
 from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.signals import StopRequested, stop_requests
 from avloc.train import distributed
@@ -62,7 +68,8 @@ class Trainer:
         self.cfg, self.ds, self.out, self.device, self.dist = cfg, ds, Path(out), device, d
         self.folder = RunFolder(self.out, d.main)
         da, dv = ds.feature_dims
-        self.model = build_model(cfg.model, da, dv, ds.num_classes).to(device)
+        dtype = DTYPES[cfg.train.dtype]
+        self.model = build_model(cfg.model, da, dv, ds.num_classes).to(device, dtype)
         self.optim = torch.optim.Adam(
             self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
@@ -71,7 +78,7 @@ class Trainer:
             self.net = torch.compile(self.net)
         self.sampler = PairBatchSampler(
             ds.splits["train"], cfg.train.batch_size, cfg.train.similar_pairs, cfg.train.seed,
-            groups=d.world,
+            groups=d.world, bucket=cfg.data.batching == "bucket",
         )
         cuda = device.type == "cuda"
         self.finite = finite or FiniteChecks(cfg.train.finite_check_every if cuda else 1, d.world)
@@ -97,8 +104,10 @@ class Trainer:
 
     # ---- one step -------------------------------------------------------------------------
     def _load(self, epoch: int, groups: list[np.ndarray]) -> Batch:
-        return load_share(self.ds.splits["train"], groups[self.dist.rank], self.cfg.train.seed,
-                          epoch, self.cfg.data.max_seqlen, pin=self.device.type == "cuda")
+        videos, data = self.ds.splits["train"], self.cfg.data
+        crop = crop_length(videos, groups, data.batching, data.max_seqlen)
+        return load_share(videos, groups[self.dist.rank], self.cfg.train.seed, epoch, crop,
+                          pin=self.device.type == "cuda")
 
     def rank_dropout(self) -> AbstractContextManager[None]:
         """Dropout masks of this process and step (`distributed.rank_dropout`)."""
@@ -112,12 +121,13 @@ class Trainer:
         indices). Returns the batch's total loss L (Eq. 10) as "loss" and its parts, 0-d
         tensors on the device, detached (reading them waits for the device). A non-finite
         step checked now saves the last good state and stops with `nonfinite_error`."""
-        batch = self.batches.get(epoch, index, groups).to(self.device)  # non-blocking on CUDA
+        batch = self.batches.get(epoch, index, groups)  # on the CPU
+        batch = batch.to(self.device, DTYPES[self.cfg.train.dtype])  # non-blocking on CUDA
         self.net.train()
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp)
         with self.rank_dropout(), amp:
             out = self.net(batch.audio, batch.visual, batch.mask)
-        out = {k: v.float() for k, v in out.items()}
+        out = {k: full_precision(v) for k, v in out.items()}
         loss, parts = total_loss(out, batch.mask, batch.labels, self.cfg.loss, batch.casl_classes)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
