@@ -9,6 +9,7 @@ or 1, videos of one snippet, k larger than L, batches where no two videos share 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -302,3 +303,26 @@ def test_nonfinite_gradient_with_finite_loss_stops_before_the_weights_change(
     for name, weight in good["model"].items():
         assert torch.equal(weight, stopped["model"][name]), name
     assert np.isfinite([float(v.abs().sum()) for v in stopped["model"].values()]).all()
+
+
+def test_float64_trains_like_float32_and_evaluates(tmp_path):
+    """train.dtype=float64 (to debug numerics): weights and arithmetic in float64 from the
+    same initial weights, the first epoch's losses equal float32's to float32 precision, and
+    evaluation loads the float64 checkpoint as float64."""
+    from avloc.checkpoint import load_model
+    from avloc.cli import main
+
+    runs = {}
+    for dtype in ("float32", "float64"):
+        out = tmp_path / dtype
+        assert main(["train", "--config", "demo", "--out", str(out), *SMALL, "train.epochs=1",
+                     "train.progress=false", f"train.dtype={dtype}"]) == 0
+        runs[dtype] = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    for key in ("loss_mil", "loss_cas", "loss_cont", "loss_pseu"):
+        assert runs["float64"][key] == pytest.approx(runs["float32"][key], rel=1e-3), key
+    model, cfg, _ = load_model(tmp_path / "float64")
+    assert cfg.train.dtype == "float64"
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert main(["eval", str(tmp_path / "float64"), "--split", "test", "--json",
+                 str(tmp_path / "m.json")]) == 0
+    assert 0 <= json.loads((tmp_path / "m.json").read_text())["accuracy"] <= 1

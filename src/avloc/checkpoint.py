@@ -24,7 +24,7 @@ from avloc.config import Config, config_from_dict
 from avloc.data.base import Dataset
 from avloc.errors import AvlocError, first_line
 from avloc.io import atomic_open
-from avloc.model import AVLocModel, build_model
+from avloc.model import DTYPES, AVLocModel, build_model
 
 FORMAT = "avloc-checkpoint"
 VERSION = 2  # 2 added "checksum"; version 1 files (without one) still load
@@ -187,7 +187,7 @@ def model_from_checkpoint(
     except AvlocError as e:
         raise AvlocError(f"{source}: {e}") from None
     da, dv = ckpt["feature_dims"]
-    model = build_model(cfg.model, da, dv, len(ckpt["classes"]))
+    model = build_model(cfg.model, da, dv, len(ckpt["classes"])).to(DTYPES[cfg.train.dtype])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:  # its first line only names the model class

@@ -122,6 +122,14 @@ class MultiStageCrossAttention(nn.Module):
         return torch.cat([x_u, x_v], dim=-1), attn  # (B, L, 2d) Eq. 4
 
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # setting train.dtype
+
+
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 (autocast) -> float32; float32 and float64 (train.dtype) as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def openmax_probs(h: torch.Tensor, mu_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5: p = [1 - mu; mu * softmax(h)] over C + 1 classes, computed in log space.
 
@@ -192,11 +200,12 @@ class AVLocModel(nn.Module):
             x_att = torch.cat(xs, dim=-1)  # (B, L, 2d) naive fusion, or (B, L, d) uni-modal
         x_att = self.dropout(x_att)
         if self.fg_head is not None:
-            # probabilities in float32 even under bf16 autocast: log p feeds every loss
-            h = self.action_head(x_att).float()  # (B, L, C)
-            log_p, mu = openmax_probs(h, self.fg_head(x_att)[..., 0].float())
+            # probabilities in float32 (or float64) even under bf16 autocast: log p feeds
+            # every loss
+            h = full_precision(self.action_head(x_att))  # (B, L, C)
+            log_p, mu = openmax_probs(h, full_precision(self.fg_head(x_att)[..., 0]))
         else:
-            logits = self.action_head(x_att).float()  # (B, L, C+1)
+            logits = full_precision(self.action_head(x_att))  # (B, L, C+1)
             log_p = logits.log_softmax(dim=-1)
             mu = 1 - log_p[..., 0].exp()
             h = logits[..., 1:]
@@ -249,4 +258,5 @@ def count_flops(
     return int(embed + fusion + head)
 
 
-__all__ = ["AVLocModel", "build_model", "openmax_probs", "topk_count", "count_flops"]
+__all__ = ["AVLocModel", "DTYPES", "build_model", "count_flops", "full_precision",
+           "openmax_probs", "topk_count"]

@@ -43,7 +43,7 @@ def predict(
     dev = torch.device(device)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = collate([videos[i] for i in idx]).to(dev)
+        batch = collate([videos[i] for i in idx]).to(dev, next(model.parameters()).dtype)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             out = model(batch.audio, batch.visual, batch.mask)
         p = out["log_p"].float().exp().cpu().numpy()  # (B, L, C+1)
