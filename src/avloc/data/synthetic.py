@@ -51,13 +51,14 @@ AVE_EVENTS = {
     (2, 9): 4, (1, 9): 2,
 }  # one zero-length row (0, 0) left out: an event needs a snippet here
 # ActivityNet 1.2 (7202 videos): snippets of 0.64 s per video at the 0, 5, 10, ..., 100th
-# percentiles; instances per video (1 to 9); instance length / video length at the 0, 5,
-# 10, ..., 100th percentiles. Read off the W-TALC annotation files.
-ANET_LENGTH_PCT = (4, 25, 45, 63, 79, 94, 111, 127, 143, 158, 173, 189, 204, 220, 236, 267,
-                   283, 303, 329, 351, 373)
+# percentiles (duration / 0.64 s); instances per video (1 to 9); instance length / video
+# length at the 0, 5, 10, ..., 100th percentiles (capped at 1). Computed from the W-TALC
+# annotation files (tests/test_synthetic.py checks them against the files).
+ANET_LENGTH_PCT = (4, 25, 45, 61, 79, 94, 108, 123, 139, 155, 173, 191, 208, 227, 248, 267,
+                   288, 308, 329, 351, 373)
 ANET_INSTANCES = {1: 5444, 2: 1062, 3: 310, 4: 158, 5: 84, 6: 45, 7: 37, 8: 19, 9: 15}
-ANET_FRACTION_PCT = (0.0, 0.02, 0.033, 0.06, 0.092, 0.13, 0.18, 0.24, 0.30, 0.36, 0.362,
-                     0.43, 0.50, 0.57, 0.64, 0.779, 0.85, 0.90, 0.938, 0.987, 1.0)
+ANET_FRACTION_PCT = (0.0, 0.02, 0.033, 0.048, 0.067, 0.092, 0.124, 0.167, 0.225, 0.29, 0.362,
+                     0.449, 0.541, 0.626, 0.705, 0.779, 0.843, 0.893, 0.938, 0.987, 1.0)
 KINDS = ("clean", "drowned", "static")
 KIND_P = (0.4, 0.3, 0.3)
 STRONG, FAINT, SCENE = 0.45, 0.12, 0.45

@@ -1,0 +1,99 @@
+"""The synthetic generator's structure modes: the statistics it embeds are the real
+annotations' (checked against the files), and each mode generates what it says."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+
+from avloc.config import DataConfig
+from avloc.data import load_dataset
+from avloc.data.synthetic import (
+    ANET_FRACTION_PCT,
+    ANET_INSTANCES,
+    ANET_LENGTH_PCT,
+    AVE_EVENTS,
+)
+from avloc.io import load_npy
+from avloc.metrics import oracle_accuracy
+
+
+def synthetic(**settings):
+    base = {"format": "synthetic", "synth_audio_dim": 16, "synth_visual_dim": 16}
+    return load_dataset(DataConfig(**{**base, **settings}), None)
+
+
+def test_ave_event_times_are_those_of_the_real_annotations(ave_dir: Path) -> None:
+    counts = collections.Counter()
+    for row in (ave_dir / "Annotations.txt").read_text().splitlines():
+        start, end = (int(x) for x in row.split("&")[3:5])
+        if end > start:  # the one zero-length row is left out
+            counts[(start, end)] += 1
+    assert counts == collections.Counter(AVE_EVENTS)
+
+
+def test_activitynet_statistics_are_those_of_the_real_annotations(anet_dir: Path) -> None:
+    segments = load_npy(anet_dir / "segments.npy")
+    instances = collections.Counter(len(s) for s in segments)
+    assert {n: instances[n] for n in ANET_INSTANCES} == ANET_INSTANCES  # 1 to 9 per video
+    durations = np.array([float(d) for d in load_npy(anet_dir / "duration.npy")])
+    pct = range(0, 101, 5)
+    assert np.round(np.percentile(durations / 0.64, pct)).tolist() == list(ANET_LENGTH_PCT)
+    fractions = [(e - s) / d for segs, d in zip(segments, durations, strict=True)
+                 for s, e in segs]
+    real = np.minimum(np.percentile(fractions, pct), 1.0)  # (21,)
+    np.testing.assert_allclose(real, ANET_FRACTION_PCT, atol=0.0006)
+
+
+def oracle(ds) -> float:
+    return oracle_accuracy([ds.annotations[v.vid].snippet_labels for v in ds.splits["test"]])
+
+
+def test_ave_event_times_make_the_oracle_as_strong_as_on_ave() -> None:
+    ds = synthetic(synth_events="ave", synth_videos=800, synth_classes=10)
+    assert 0.78 <= oracle(ds) <= 0.87  # 82.2 % on AVE's real test split
+    assert oracle(synthetic(synth_videos=800, synth_classes=10)) < 0.7  # uniform times
+
+
+def test_action_videos_have_activitynet_lengths_and_instances() -> None:
+    ds = synthetic(synth_task="action", synth_videos=400, synth_classes=20,
+                   synth_background_videos=0)
+    assert ds.task == "action"
+    lengths = np.array([v.length for v in ds.splits["train"]])
+    assert lengths.min() >= 4 and lengths.max() <= 373
+    assert 140 <= lengths.mean() <= 220  # ActivityNet 1.2: mean 180 snippets
+    per_video = [len(ds.annotations[v.vid].segments) for v in ds.splits["train"]]
+    assert 0.65 <= np.mean(np.array(per_video) == 1) <= 0.85  # 76 % of real videos have one
+
+
+def test_noise_correlation_is_the_ar1_coefficient_asked() -> None:
+    for corr in (0.0, 0.9):
+        ds = synthetic(synth_task="action", synth_videos=60, synth_classes=5,
+                       synth_background_videos=0, synth_noise_corr=corr)
+        x = np.concatenate([np.diff(v.audio, axis=0) for v in ds.splits["train"]])
+        # differencing removes the constant prototypes; AR(1) noise gives a lag-1
+        # correlation of the differences of (corr - 1) / 2: -0.5 independent, -0.05 at 0.9
+        lag1 = np.mean([np.corrcoef(x[:-1, d], x[1:, d])[0, 1] for d in range(x.shape[1])])
+        assert abs(lag1 - (corr - 1) / 2) < 0.1
+
+
+def test_hard_mode_classes_of_a_group_look_alike() -> None:
+    def class_means(ds):
+        vids = [v for v in ds.splits["train"] if v.labels.any()]
+        means = {}
+        for c in range(len(ds.classes)):
+            feats = [v.visual.mean(0) for v in vids if v.labels[c]]
+            means[c] = np.mean(feats, axis=0)
+        return means
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    easy = class_means(synthetic(synth_videos=400, synth_classes=8))
+    hard = class_means(synthetic(synth_videos=400, synth_classes=8, synth_groups=2,
+                                 synth_group_share=0.7))
+    same_group = [(0, 2), (1, 3), (4, 6), (5, 7)]  # class c is in group c % 2
+    alike = np.mean([cosine(hard[a], hard[b]) for a, b in same_group])
+    assert alike > np.mean([cosine(easy[a], easy[b]) for a, b in same_group]) + 0.2
