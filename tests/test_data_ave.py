@@ -304,3 +304,20 @@ def test_background_labels_with_an_event_are_rejected(tmp_path: Path) -> None:
     _rewrite(root, "visual_feature_noisy.h5", _features(3, 10, 16))
     with pytest.raises(AvlocError, match=r"visual_feature_noisy\.h5: feature dimensions"):
         load_ave(CFG, root)
+
+
+def test_training_log_note_when_no_video_is_background_only() -> None:
+    """AVE-style training without background-only videos is told why mu may not separate."""
+    from avloc.data.checks import no_background_note
+
+    small = {"synth_videos": 40, "synth_classes": 4, "synth_length": 10}
+    def synthetic(**settings):
+        return load_dataset(DataConfig(format="synthetic", **small, **settings), None)
+
+    with_bg = synthetic(synth_background_videos=5)
+    without = synthetic(synth_background_videos=0)
+    action = synthetic(synth_task="action", synth_background_videos=0)
+    assert no_background_note(with_bg) is None
+    note = no_background_note(without)
+    assert note and f"all {len(without.splits['train'])} training videos hold an event" in note
+    assert no_background_note(action) is None  # action data has no such videos anyway

@@ -58,18 +58,20 @@ def naive_mil(p, mask, labels, cfg):
             y = 1.0 if c == 0 else float(labels[b, c - 1])
             if c == 0 and not cfg.background_topk and not bg_only:
                 continue
-            (pos if y > 0 else neg).append(s)
-        pos_term = -sum(math.log(s) for s in pos) / max(len(pos), 1)
-        neg_term = -sum(math.log(1 - s) for s in neg) / max(len(neg), 1)
+            weight = cfg.background_weight if c == 0 and not bg_only else 1.0
+            (pos if y > 0 else neg).append((s, weight))
+        pos_term = -sum(w * math.log(s) for s, w in pos) / max(len(pos), 1)
+        neg_term = -sum(math.log(1 - s) for s, _ in neg) / max(len(neg), 1)
         total += pos_term + neg_term
     return total / p.shape[0]
 
 
-@pytest.mark.parametrize("background_topk", [True, False])
-def test_mil_matches_naive(background_topk):
+@pytest.mark.parametrize("background_topk,background_weight",
+                         [(True, 1.0), (False, 1.0), (True, 0.3), (True, 0.0)])
+def test_mil_matches_naive(background_topk, background_weight):
     log_p, mu, h, mask, labels = random_batch([9, 17, 4])
     labels = with_labels(labels, [[1], [0, 3], []])  # the third video is background only
-    cfg = LossConfig(background_topk=background_topk)
+    cfg = LossConfig(background_topk=background_topk, background_weight=background_weight)
     got = mil_loss(log_p, mask, labels, cfg)
     assert got.item() == pytest.approx(naive_mil(log_p.exp(), mask, labels, cfg), rel=1e-9)
 

@@ -15,7 +15,7 @@ from avloc.model import AVLocModel, CrossAttentionStage, openmax_probs
 torch.manual_seed(0)
 
 
-def naive_cross_attention(xu, xv, w, length):
+def naive_cross_attention(xu, xv, w, length, scale=1.0):
     """Eq. 1-2 with the paper's column convention, one snippet at a time.
 
     xu, xv (L, d) rows are snippets. Lambda[i, l] = x_u^i-hat . W x_v^l-hat; A_u is the
@@ -26,7 +26,7 @@ def naive_cross_attention(xu, xv, w, length):
     lam = torch.zeros(length, length, dtype=torch.float64)
     for i in range(length):
         for l in range(length):
-            lam[i, l] = n(xu[i]) @ w @ n(xv[l])
+            lam[i, l] = scale * n(xu[i]) @ w @ n(xv[l])
     a_u = torch.softmax(lam, dim=0)  # column-wise
     a_v = torch.softmax(lam.t(), dim=0)
     att_u = torch.zeros(length, d, dtype=torch.float64)
@@ -38,18 +38,20 @@ def naive_cross_attention(xu, xv, w, length):
     return att_u, att_v
 
 
-@pytest.mark.parametrize("attention", ["efficient", "explicit"])
-def test_cross_attention_matches_naive_eq_1_2(attention):
+@pytest.mark.parametrize("attention,scale", [("efficient", 1.0), ("explicit", 1.0),
+                                             ("efficient", 10.0), ("explicit", 10.0)])
+def test_cross_attention_matches_naive_eq_1_2(attention, scale):
+    """scale: model.attention_scale, a temperature on Lambda (1 = Eq. 1 as printed)."""
     B, L, d = 2, 6, 5
     xu = torch.randn(B, L, d, dtype=torch.float64)
     xv = torch.randn(B, L, d, dtype=torch.float64)
     w = torch.nn.Parameter(torch.randn(d, d, dtype=torch.float64))
     lengths = [6, 4]
     mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
-    stage = CrossAttentionStage(d, attention, False, w)
+    stage = CrossAttentionStage(d, attention, False, w, scale)
     att_u, att_v, _ = stage(xu, xv, mask, return_attention=False)
     for b, n in enumerate(lengths):
-        ref_u, ref_v = naive_cross_attention(xu[b, :n], xv[b, :n], w.detach(), n)
+        ref_u, ref_v = naive_cross_attention(xu[b, :n], xv[b, :n], w.detach(), n, scale)
         torch.testing.assert_close(att_u[b, :n], ref_u)
         torch.testing.assert_close(att_v[b, :n], ref_v)
 

@@ -71,6 +71,7 @@ class ModelConfig:
     stages: int = 2  # t_e; 0 = naive fusion by concatenation (Table 1)
     share_w: bool = False  # one W for all stages instead of one per stage
     attend_normalized: bool = False  # attend the l2-normalised X instead of the raw X (Eq. 2)
+    attention_scale: float = 1.0  # s in Lambda = s X_u-hat^T W X_v-hat (1: Eq. 1 as printed)
     attention: str = "efficient"  # efficient (SDPA, memory linear in L) | explicit (L x L matrix)
     classifier: str = "openmax"  # openmax (Eq. 5) | softmax (one FC over C + 1 classes)
     dropout: float = 0.7  # on the fused feature X_att
@@ -82,6 +83,9 @@ class LossConfig:
     topk_divisor: int = 8  # MIL pools the top k = ceil(L / topk_divisor) snippets (W-TALC)
     # MIL: every video also holds background (in its k most background-like snippets)
     background_topk: bool = True
+    # weight of that background term in videos with actions (1: as W-TALC; below 1 lets mu
+    # stay high on videos that are event all along, docs/paper-notes.md)
+    background_weight: float = 1.0
     alpha: float = 0.8  # weight of L_cas (Eq. 10)
     beta: float = 0.8  # weight of L_cont (Eq. 10)
     gamma: float = 1.0  # weight of L_pseu (Eq. 10)
@@ -230,6 +234,7 @@ def _check_data(d: DataConfig) -> None:
 
 def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
     _at_least("model", m, {"d_x": 1, "stages": 0})
+    _need(m.attention_scale > 0, "model.attention_scale", m.attention_scale, "must be > 0")
     _need(m.modality == "av" or m.stages == 0, "model.stages", m.stages,
           f"cross attention needs model.modality=av (got {m.modality}); use model.stages=0 "
           "for uni-modal models")
@@ -237,7 +242,8 @@ def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
           "the foreground continuity loss needs the open-max classifier's foreground "
           "reliability; set loss.beta=0 with model.classifier=softmax (paper, Sec. 4.3)")
     _need(0 <= m.dropout < 1, "model.dropout", m.dropout, "must be in [0, 1)")
-    _at_least("loss", lo, {"alpha": 0, "beta": 0, "gamma": 0, "cont_sigma": 0, "topk_divisor": 1})
+    _at_least("loss", lo, {"alpha": 0, "beta": 0, "gamma": 0, "background_weight": 0,
+                           "cont_sigma": 0, "topk_divisor": 1})
     _need(lo.cont_window >= 0 and lo.cont_window % 2 == 0, "loss.cont_window", lo.cont_window,
           "B must be even and >= 0")
     _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",

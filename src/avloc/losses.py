@@ -78,7 +78,11 @@ def mil_loss(
     log_not_s = torch.log1p(-log_s.exp().clamp(max=1 - EPS))  # (B, C+1)
     pos = (y > 0) & used
     neg = (y == 0) & used
-    pos_term = -(log_s * pos).sum(1) / pos.sum(1).clamp(min=1)  # (B,)
+    # the background positive of a video with actions weighs loss.background_weight: most
+    # such AVE videos are event all along, so its top-k snippets are often event snippets
+    w = torch.ones_like(y)  # (B, C+1)
+    w[:, 0] = torch.where(bg_only, w[:, 0], torch.full_like(w[:, 0], cfg.background_weight))
+    pos_term = -(log_s * pos * w).sum(1) / pos.sum(1).clamp(min=1)  # (B,)
     neg_term = -(log_not_s * neg).sum(1) / neg.sum(1).clamp(min=1)  # (B,)
     return (pos_term + neg_term).mean()
 

@@ -63,11 +63,13 @@ def cross_attention_efficient(
 class CrossAttentionStage(nn.Module):
     """One stage of Eq. 1-3: cross-correlate, attend each modality with the other's guidance."""
 
-    def __init__(self, d_x: int, attention: str, attend_normalized: bool, w: nn.Parameter):
+    def __init__(self, d_x: int, attention: str, attend_normalized: bool, w: nn.Parameter,
+                 scale: float = 1.0):
         super().__init__()
         self.attention = attention
         self.attend_normalized = attend_normalized
         self.w = w  # (d_x, d_x), possibly shared between stages
+        self.scale = scale  # Lambda = scale * X_u-hat^T W X_v-hat (model.attention_scale)
 
     def forward(
         self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool
@@ -81,7 +83,7 @@ class CrossAttentionStage(nn.Module):
         # projection P = X_u-hat W serves both directions. Audio attended for each visual
         # snippet l (A_u): query x_v^l-hat, keys P. Visual attended for each audio snippet
         # (A_v, soft-max of Lambda^T): query P^l, keys x_v-hat.
-        p = xu_hat @ self.w  # (B, L, d)
+        p = (xu_hat @ self.w) * self.scale  # (B, L, d)
         if self.attention == "explicit" or return_attention:
             att_u, a_u = cross_attention_explicit(xv_hat, p, vu, mask)
         else:
@@ -102,7 +104,7 @@ class MultiStageCrossAttention(nn.Module):
         self.ws = nn.ParameterList(nn.Parameter(torch.empty(cfg.d_x, cfg.d_x)) for _ in range(n))
         self.stages = nn.ModuleList(
             CrossAttentionStage(cfg.d_x, cfg.attention, cfg.attend_normalized,
-                                self.ws[0 if cfg.share_w else t])
+                                self.ws[0 if cfg.share_w else t], cfg.attention_scale)
             for t in range(cfg.stages)
         )
 

@@ -162,6 +162,19 @@ def no_validation_note(ds: Dataset, fmt: str, val_fraction: float) -> str | None
             "metrics.json has no 'val'")
 
 
+def no_background_note(ds: Dataset) -> str | None:
+    """Event data (AVE-style) whose training videos all hold an event: mu then learns
+    background only from within-video contrast, which the training log should say (the
+    measurements: docs/paper-notes.md, "Background without background-only videos")."""
+    train = ds.splits.get("train", [])
+    if ds.task != "event" or not train or any(not v.labels.any() for v in train):
+        return None
+    return (f"all {len(train)} training videos hold an event (no background-only videos, "
+            "as AVE's weak setting has): background is learnt only from within each video, "
+            "so expect mu to separate event from background less well; see "
+            "docs/paper-notes.md on loss.background_topk and loss.background_weight")
+
+
 def check_length(
     length: int, duration: float, snippet_seconds: float, tolerance: int, where: str,
     uncovered: float = 0.0,

@@ -29,7 +29,7 @@ from avloc.data.batching import (
     crop_length,
     load_share,
 )
-from avloc.data.checks import check_training_data, no_validation_note
+from avloc.data.checks import check_training_data, no_background_note, no_validation_note
 from avloc.errors import AvlocError
 from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best, selection_metric
 from avloc.io import write_json_atomic
@@ -350,9 +350,10 @@ def _trainer(
     check_training_data(ds)
     if cfg.train.tensorboard:
         require_tensorboard()
-    note = no_validation_note(ds, cfg.data.format, cfg.data.val_fraction)
-    if note and d.main:
-        print(f"avloc: {note}", flush=True)
+    for note in (no_validation_note(ds, cfg.data.format, cfg.data.val_fraction),
+                 no_background_note(ds)):
+        if note and d.main:
+            print(f"avloc: {note}", flush=True)
     cfg = fit_modality(cfg, ds, say=d.main)
     seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
     trainer = Trainer(cfg, ds, out, device, d)
