@@ -19,12 +19,16 @@ import yaml
 from avloc.errors import AvlocError, first_line
 
 PRESET_DIR = Path(__file__).parent / "configs"
+# the numbers of a parsing evaluation (avloc.metrics.parsing.METRIC_NAMES), selectable
+PARSING_METRICS = tuple(f"{level}.{name}" for level in ("segment_level", "event_level")
+                        for name in ("audio", "visual", "audio_visual", "type_av", "event_av"))
 
 
 @dataclass
 class DataConfig:
     # synthetic | ave | anet12 | generic | thumos14 (ActionFormer's JSON + <video>.npy) |
-    # thumos14_wtalc (W-TALC's Thumos14reduced .npy files)
+    # thumos14_wtalc (W-TALC's Thumos14reduced .npy files) | llp (Look, Listen and Parse:
+    # AVVP CSVs + feats/ or features/) | llp_synthetic (generated, LLP's structure)
     format: str = "synthetic"
     # AVE: 1 s; ActivityNet and THUMOS'14 in the W-TALC layout: 16 frames at 25 fps = 0.64 s
     snippet_seconds: float = 1.0
