@@ -38,6 +38,12 @@ def thumos_dir() -> Path:
 
 
 @pytest.fixture
+def llp_dir() -> Path:
+    """The real LLP annotation CSVs (AVVP-ECCV20's data/; no features)."""
+    return _shared("llp")
+
+
+@pytest.fixture
 def real_video() -> Path:
     """A real 10-second AudioSet clip (speech and a dog)."""
     return _shared("video") / "BjCEufrlXm4.mp4"
