@@ -37,7 +37,7 @@ def thumos_dir() -> Path:
     return _shared("thumos14")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def llp_dir() -> Path:
     """The real LLP annotation CSVs (AVVP-ECCV20's data/; no features)."""
     return _shared("llp")

@@ -40,21 +40,29 @@ LABELS = {"audio": "audio", "visual": "visual", "audio_visual": "audio-visual",
           "type_av": "Type@AV", "event_av": "Event@AV"}
 
 
-def _stack(mats: Sequence[np.ndarray], what: str) -> np.ndarray:
-    """(N, C, T_max) uint8 from N (C, T) 0/1 matrices; zero padding adds no segment and
-    no event, so videos of any length share one array."""
+def stack(mats: Sequence[np.ndarray], what: str = "matrices", dtype: Any = np.uint8
+          ) -> np.ndarray:
+    """(N, C, T_max) from N (C, T) matrices, zero-padded: zeros add no segment and no
+    event, so videos of any length share one array."""
     if not len(mats):
         raise AvlocError("parsing metrics: no videos to score")
-    shapes = {np.shape(m)[0] for m in mats}
-    if len(shapes) != 1 or any(np.ndim(m) != 2 for m in mats):
+    if isinstance(mats, np.ndarray) and mats.ndim == 3:  # stacked already
+        return mats.astype(dtype, copy=False)
+    if any(np.ndim(m) != 2 for m in mats) or len({np.shape(m)[0] for m in mats}) != 1:
         raise AvlocError(f"parsing metrics: {what} must be (C, T) matrices with one C")
-    out = np.zeros((len(mats), shapes.pop(), max(np.shape(m)[1] for m in mats)), np.uint8)
+    out = np.zeros((len(mats), np.shape(mats[0])[0], max(np.shape(m)[1] for m in mats)), dtype)
     for i, m in enumerate(mats):
-        m = np.asarray(m)
-        if not np.isin(m, (0, 1)).all():
-            raise AvlocError(f"parsing metrics: {what} of video {i} holds values other than 0/1")
-        out[i, :, :m.shape[1]] = m
+        out[i, :, :np.shape(m)[1]] = m
     return out
+
+
+def _binary(mats: Sequence[np.ndarray], what: str) -> np.ndarray:
+    """`stack` of 0/1 matrices; any other value is an error."""
+    raw = stack(mats, what, np.float64)
+    if not np.isin(raw, (0, 1)).all():
+        bad = int(np.argwhere(~np.isin(raw, (0, 1)))[0, 0])
+        raise AvlocError(f"parsing metrics: {what} of video {bad} holds values other than 0/1")
+    return raw.astype(np.uint8)
 
 
 def segment_counts(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -126,25 +134,29 @@ def _level(count: Any, pa: np.ndarray, pv: np.ndarray, ga: np.ndarray, gv: np.nd
 def per_video_scores(
     pred_audio: Sequence[np.ndarray], pred_visual: Sequence[np.ndarray],
     gt_audio: Sequence[np.ndarray], gt_visual: Sequence[np.ndarray],
+    levels: Sequence[str] = LEVELS,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Every video's F-scores: {level: {audio, visual, audio_visual, event_av: (N,)}}.
 
-    Each argument: one (C, T) 0/1 matrix per video (rows = classes, columns = segments).
+    Each argument: one (C, T) 0/1 matrix per video (rows = classes, columns = segments),
+    or all of them as one (N, C, T) array (`stack`).
     """
     n = len(pred_audio)
     if not (len(pred_visual) == len(gt_audio) == len(gt_visual) == n):
         raise AvlocError(f"parsing metrics: {n} audio predictions, {len(pred_visual)} visual, "
                          f"{len(gt_audio)} and {len(gt_visual)} ground truths")
-    for i in range(n):
-        shapes = {np.shape(m) for m in (pred_audio[i], pred_visual[i], gt_audio[i],
-                                          gt_visual[i])}
-        if len(shapes) != 1:
-            raise AvlocError(f"parsing metrics: video {i}: predictions and ground truth have "
-                             f"shapes {sorted(shapes)}")
-    pa, pv = _stack(pred_audio, "audio predictions"), _stack(pred_visual, "visual predictions")
-    ga, gv = _stack(gt_audio, "audio ground truth"), _stack(gt_visual, "visual ground truth")
-    return {"segment_level": _level(segment_counts, pa, pv, ga, gv),
-            "event_level": _level(event_counts, pa, pv, ga, gv)}
+    inputs = (pred_audio, pred_visual, gt_audio, gt_visual)
+    stacked = all(isinstance(x, np.ndarray) and x.ndim == 3 for x in inputs)
+    if not (stacked and len({x.shape for x in inputs}) == 1):  # else check video by video
+        for i in range(n):
+            shapes = {np.shape(x[i]) for x in inputs}
+            if len(shapes) != 1:
+                raise AvlocError(f"parsing metrics: video {i}: predictions and ground truth "
+                                 f"have shapes {sorted(shapes)}")
+    pa, pv = _binary(pred_audio, "audio predictions"), _binary(pred_visual, "visual predictions")
+    ga, gv = _binary(gt_audio, "audio ground truth"), _binary(gt_visual, "visual ground truth")
+    count = {"segment_level": segment_counts, "event_level": event_counts}
+    return {level: _level(count[level], pa, pv, ga, gv) for level in levels}
 
 
 def summarize(per_video: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
@@ -154,17 +166,19 @@ def summarize(per_video: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
         mean = {k: float(np.mean(v)) for k, v in scores.items()}
         mean["type_av"] = (mean["audio_visual"] + mean["audio"] + mean["visual"]) / 3
         out[level] = {k: mean[k] for k in SUMMARIES}
-    out["videos"] = int(len(next(iter(per_video["segment_level"].values()))))
+    out["videos"] = int(len(next(iter(next(iter(per_video.values())).values()))))
     return out
 
 
 def parsing_scores(
     pred_audio: Sequence[np.ndarray], pred_visual: Sequence[np.ndarray],
     gt_audio: Sequence[np.ndarray], gt_visual: Sequence[np.ndarray],
+    levels: Sequence[str] = LEVELS,
 ) -> dict[str, Any]:
     """The official LLP numbers: {"segment_level": {audio, visual, audio_visual, type_av,
-    event_av}, "event_level": {...}, "videos": N}; see the module docstring."""
-    return summarize(per_video_scores(pred_audio, pred_visual, gt_audio, gt_visual))
+    event_av}, "event_level": {...}, "videos": N}; see the module docstring. `levels`: only
+    these (threshold tuning needs one)."""
+    return summarize(per_video_scores(pred_audio, pred_visual, gt_audio, gt_visual, levels))
 
 
 def modality_specific(
@@ -176,8 +190,8 @@ def modality_specific(
     visual; the same for seen but not heard (`seen_only`). Pooled over videos; None without
     such segments. A model that cannot tell the modalities apart scores 0."""
     out: dict[str, float | None] = {}
-    pa, pv = _stack(pred_audio, "audio predictions"), _stack(pred_visual, "visual predictions")
-    ga, gv = _stack(gt_audio, "audio ground truth"), _stack(gt_visual, "visual ground truth")
+    pa, pv = _binary(pred_audio, "audio predictions"), _binary(pred_visual, "visual predictions")
+    ga, gv = _binary(gt_audio, "audio ground truth"), _binary(gt_visual, "visual ground truth")
     for name, mine, other, truth, absent in (("heard_only", pa, pv, ga, gv),
                                              ("seen_only", pv, pa, gv, ga)):
         where = (truth == 1) & (absent == 0)
@@ -199,7 +213,7 @@ def format_parsing_table(metrics: dict[str, Any]) -> str:
 
 __all__ = [
     "LEVELS", "METRIC_NAMES", "MODALITIES", "SUMMARIES", "event_counts", "format_parsing_table",
-    "modality_specific",
+    "modality_specific", "stack",
     "parsing_scores", "per_video_scores", "runs", "segment_counts", "summarize",
     "video_f",
 ]
