@@ -43,7 +43,7 @@ def llp_dir() -> Path:
     return _shared("llp")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def real_video() -> Path:
     """A real 10-second AudioSet clip (speech and a dog)."""
     return _shared("video") / "BjCEufrlXm4.mp4"

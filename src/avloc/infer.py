@@ -3,7 +3,8 @@
 The checkpoint records how its training features were made (`avloc extract` back-ends
 and snippet grid, see `Dataset.extractors`); the video is extracted the same way, run
 through the model, and turned into segments: runs of argmax classes for event models
-(AVE-style), the W-TALC two-stage thresholding for action models.
+(AVE-style), the W-TALC two-stage thresholding for action models, audio and visual event
+tracks for parsing models (LLP-style; each segment then has a "modality").
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Localization:
     snippet_seconds: float
     duration: float
     classes: list[str]
+    task: str = "event"  # the checkpoint's: event | action | parsing
+    thresholds: str = ""  # parsing: where the thresholds come from
 
 
 def recorded_extractors(ckpt: dict[str, Any], source: str) -> dict[str, Any]:
@@ -58,8 +61,9 @@ def localize_video(
     visual_backend: str | None = None, audio_weights: str | Path | None = None,
     visual_weights: str | Path | None = None,
 ) -> Localization:
+    from avloc.evaluate import recorded_thresholds
     from avloc.extract import extract_video, make_audio_backend, make_visual_backend
-    from avloc.segments import event_segments, segments_from_cas
+    from avloc.segments import event_segments, parsing_events, segments_from_cas
 
     path = find_checkpoint(checkpoint)
     ckpt = read_checkpoint(path)
@@ -81,28 +85,44 @@ def localize_video(
     pred = predict(model, [item])[0]
     seconds = float(ext["snippet_seconds"])
     duration = float(meta.get("duration", len(audio) * seconds))
-    if ckpt["task"] == "event":
+    source = ""
+    if ckpt["task"] == "parsing":  # the thresholds its run tuned on validation, if any
+        cfg, source = recorded_thresholds(cfg, path.parent)
+        segments = parsing_events(pred.audio, pred.visual, pred.video, seconds, classes,
+                                  cfg.localize)
+    elif ckpt["task"] == "event":
         segments = event_segments(pred.p, seconds, classes)
     else:
         segments = segments_from_cas(pred.cas, pred.video_scores(cfg.loss.topk_divisor), seconds,
                                      classes, cfg.localize, duration=duration)
-    return Localization(vid, pred, segments, seconds, duration, classes)
+    return Localization(vid, pred, segments, seconds, duration, classes, ckpt["task"], source)
 
 
 def format_segments(loc: Localization) -> str:
+    parsing = loc.task == "parsing"
     lines = [f"{loc.vid}: {loc.duration:.2f} s, {len(loc.prediction.p)} snippets of "
-             f"{loc.snippet_seconds:g} s, {len(loc.segments)} segments",
-             f"{'start (s)':>9} {'end (s)':>8} {'score':>6}  label"]
+             f"{loc.snippet_seconds:g} s, {len(loc.segments)} "
+             + (f"audio and visual events (thresholds: {loc.thresholds})" if parsing
+                else "segments"),
+             f"{'start (s)':>9} {'end (s)':>8} {'score':>6}  " + ("modality  " if parsing else "")
+             + "label"]
     for s in loc.segments:
         start, end = s["segment"]
-        lines.append(f"{start:>9.2f} {end:>8.2f} {s['score']:>6.3f}  {s['label']}")
+        modality = f"{s['modality']:<8}  " if parsing else ""
+        lines.append(f"{start:>9.2f} {end:>8.2f} {s['score']:>6.3f}  {modality}{s['label']}")
     return "\n".join(lines)
 
 
 def timeline_figure(loc: Localization, out: str | Path, max_classes: int = 6) -> Path:
     """Predicted segments, the class activation sequence of the top classes (rows, darker =
-    higher) and mu over the video's timeline in seconds."""
+    higher) and mu over the video's timeline in seconds; a parsing model's audio and visual
+    event tracks."""
     from avloc.report.figures import _figure, save
+
+    if loc.task == "parsing":
+        from avloc.report.parsing_figures import localize_figure
+
+        return localize_figure(loc, out)
 
     cas = loc.prediction.cas  # (T, C)
     top = np.argsort(-cas.max(axis=0), kind="stable")[:max_classes]  # strongest classes
