@@ -12,7 +12,7 @@ import pytest
 from test_data_anet import write_small_anet
 from test_data_ave import write_small_ave
 
-from avloc.config import DataConfig
+from avloc.config import DataConfig, load_config
 from avloc.data import Annotation, Dataset, Segment, Video, load_dataset
 from avloc.data import convert as convert_mod
 from avloc.data.anet import load_anet12
@@ -127,6 +127,73 @@ def test_npz_files_outside_features_folder_get_a_hint(tmp_path: Path) -> None:
         load_generic(CFG, root)
 
 
+def test_features_read_on_another_grid_name_the_real_cause(tmp_path: Path) -> None:
+    """Features extracted at 1 s read with the anet12 preset's 0.64 s: the error names the
+    .npz meta's snippet length and the fix, not data.length_tolerance."""
+    from avloc.extract.store import write_features
+
+    database = {"a": ("training", 10.0, [(0.0, 4.0, "x")])}
+    root = write_generic(tmp_path, _doc(database))
+    meta = {"snippet_seconds": 1.0, "audio_backend": "rms", "visual_backend": "meanrgb"}
+    write_features(root / "features" / "a.npz", np.ones((10, 5)), np.ones((10, 3)), meta)
+    anet = dataclasses.replace(CFG, snippet_seconds=0.64)
+    with pytest.raises(AvlocError, match=r"a\.npz: video a: extracted with 1 s snippets \(its "
+                       r"\.npz meta\), but the data is read with 0\.64 s \(setting data\."
+                       r"snippet_seconds.*\); set data\.snippet_seconds=1, or re-extract with "
+                       r"--snippet-seconds 0\.64") as err:
+        load_generic(anet, root)
+    assert "length_tolerance" not in str(err.value)
+    _json(root, lambda d: d.update(snippet_seconds=0.5))
+    with pytest.raises(AvlocError, match=r"read with 0\.5 s \(the annotation JSON's snippet_"
+                       r"seconds\); set \"snippet_seconds\": 1 in .*annotations\.json"):
+        load_generic(CFG, root)
+    _json(root, lambda d: d.update(snippet_seconds=1.0))
+    assert load_generic(anet, root).snippet_seconds == 1.0  # the JSON wins over the setting
+
+
+def test_a_generic_folder_read_as_another_layout_names_the_setting(tmp_path: Path,
+                                                                    capsys) -> None:
+    """`avloc train` reads AVE unless told (--config ave, said in --help): a generic folder
+    gets the setting to add, not "Annotations.txt: missing file"."""
+    from avloc.cli import build_parser, main
+
+    root = write_generic(tmp_path / "mine")
+    for fmt in ("ave", "anet12", "thumos14_wtalc"):
+        with pytest.raises(AvlocError, match=rf"mine: holds the generic layout \(annotations\."
+                                             rf"json\) but setting data\.format is {fmt} .* add "
+                                             r"data\.format=generic"):
+            load_dataset(DataConfig(format=fmt), root)
+    assert main(["train", "--data", str(root), "--out", str(tmp_path / "run")]) == 1
+    assert "add data.format=generic" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert "(default ave:" in " ".join(train.format_help().split())
+    # a folder that is unclear keeps the reader's own message
+    (root / "annotations.json").unlink()
+    with pytest.raises(AvlocError, match=r"Annotations\.txt: missing file"):
+        load_dataset(DataConfig(format="ave"), root)
+
+
+def test_training_says_when_no_validation_video_is_held_out(tmp_path: Path, capsys) -> None:
+    """4 training videos x data.val_fraction 0.1 rounds to 0: said in the log, not found
+    later as a metrics.json without 'val'."""
+    from avloc.cli import main
+
+    database = {f"v{i}": ("training", 4.0, [(0.0, 2.0, "ab"[i % 2])]) for i in range(4)}
+    root = write_generic(tmp_path / "four", _doc(database))
+    args = ["data.format=generic", "model.d_x=8", "train.epochs=1", "train.progress=false"]
+    assert main(["train", "--config", "demo", "--data", str(root), "--out", str(tmp_path / "run"),
+                 *args]) == 0
+    out = capsys.readouterr().out
+    assert ("avloc: no validation videos (data.val_fraction=0.1 of 4 training videos with known "
+            "segments holds out none; raise it or give 'validation' videos): no model "
+            "selection, best.pt is the last epoch") in out
+    assert "val" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert main(["train", "--config", "demo", "--data", str(root), "--out",
+                 str(tmp_path / "run2"), *args, "data.val_fraction=0.25"]) == 0
+    assert "no validation videos" not in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -195,6 +262,23 @@ BAD = {
                      r"annotations\.json: task 'detection'"),
     "bad snippet seconds": (lambda r: _json(r, lambda d: d.update(snippet_seconds=0)),
                             r"annotations\.json: snippet_seconds 0 must be a positive"),
+    "neither segments nor labels": (
+        lambda r: _json(r, lambda d: d["database"]["quiet"].pop("annotations")),
+        r"video quiet: neither 'annotations' \(segments\) nor 'labels' .*'labels': \[\]"),
+    "labels not a list": (lambda r: _json(r, _entry("quiet", labels="run")),
+                          r"video quiet: 'labels' must be a list of class names"),
+    "label of no class": (lambda r: _json(r, lambda d: (d.update(classes=["jump", "run"]),
+                                                        _entry("quiet", labels=["swim"])(d))),
+                          r"video quiet: label 'swim' is not in the class list"),
+    "labels twice": (lambda r: _json(r, _entry("quiet", labels=["run", "run"])),
+                     r"video quiet: 'labels' lists a class twice"),
+    "labels differ from segments": (
+        lambda r: _json(r, _entry("run2", labels=["jump"])),
+        r"video run2: 'labels' \['jump'\] differ from its segments' labels \['run'\]"),
+    "weak label in testing": (
+        lambda r: _json(r, lambda d: d["database"]["test1"].update(
+            labels=["run"], annotations=None) or d["database"]["test1"].pop("annotations")),
+        r"video test1: subset testing is scored on segments, but the video has only 'labels'"),
 }
 
 
@@ -207,6 +291,70 @@ def test_bad_input_is_one_line_error_naming_file_and_video(tmp_path: Path, case:
     with pytest.raises(AvlocError, match=message) as err:
         load_dataset(CFG, root)
     assert "\n" not in str(err.value) and str(root) in str(err.value)
+
+
+# ---------------------------------------------------------------- weak labels
+
+
+def _weak_doc() -> dict[str, Any]:
+    """run1 and jump1 as video-level labels only (no segments); a class only tags name."""
+    doc = _doc({k: v for k, v in DATABASE.items() if k != "val1"})
+    for vid, labels in (("run1", ["run", "swim"]), ("jump1", ["jump"])):
+        doc["database"][vid].pop("annotations")
+        doc["database"][vid]["labels"] = labels
+    doc["database"]["quiet"] = {"subset": "training", "duration": 6.0, "labels": []}
+    return doc
+
+
+def test_training_videos_with_labels_only(tmp_path: Path) -> None:
+    """Weak labels train (video-level multi-hot), are never held out for validation and
+    are refused by scoring; `labels: []` is a known background-only video."""
+    cfg = dataclasses.replace(CFG, val_fraction=0.5)
+    ds = load_generic(cfg, write_generic(tmp_path, _weak_doc()))
+    assert ds.classes == ["jump", "run", "swim"]  # tags-only classes count too
+    videos = _all(ds)
+    np.testing.assert_array_equal(videos["run1"].labels, [0, 1, 1])
+    np.testing.assert_array_equal(videos["quiet"].labels, [0, 0, 0])
+    assert ds.annotations["run1"].weak and ds.annotations["run1"].segments == []
+    assert not ds.annotations["quiet"].weak and not ds.annotations["run2"].weak
+    held = {v.vid for v in ds.splits["val"]}
+    assert held and held <= {"run2", "quiet"}  # only videos whose segments are known
+    assert {"run1", "jump1"} <= {v.vid for v in ds.splits["train"]}
+
+    from avloc.evaluate import evaluate_split
+    from avloc.model import build_model
+
+    full = load_config("demo", ["data.format=generic", "model.d_x=8"])
+    model = build_model(full.model, *ds.feature_dims, ds.num_classes)
+    with pytest.raises(AvlocError, match=r"split train: 2 of its \d+ videos have video-level "
+                                         r"labels only \(e\.g\. run1\); scoring needs"):
+        evaluate_split(model, ds, "train", full)
+    evaluate_split(model, ds, "val", full)  # the annotated ones score
+
+
+def test_weak_labels_only_data_holds_out_nothing(tmp_path: Path) -> None:
+    database = {f"v{i}": ("training", 4.0, []) for i in range(6)}
+    doc = _doc(database)
+    for i, entry in enumerate(doc["database"].values()):
+        entry.pop("annotations")
+        entry["labels"] = ["ab"[i % 2]]
+    ds = load_generic(CFG, write_generic(tmp_path, doc))
+    assert (len(ds.splits["train"]), len(ds.splits["val"])) == (6, 0)
+
+
+def test_weak_labels_event_task_and_conversion_round_trip(tmp_path: Path) -> None:
+    doc = _weak_doc()
+    doc["database"].pop("test1")  # overlapping classes: not event data
+    doc["task"] = "event"
+    ds = load_generic(CFG, write_generic(tmp_path / "a", doc))
+    assert ds.annotations["run1"].snippet_labels is None  # unknown, not background
+    assert ds.annotations["run2"].snippet_labels is not None
+    convert_to_generic(ds, tmp_path / "b")
+    written = json.loads((tmp_path / "b" / "annotations.json").read_text())["database"]
+    assert written["run1"]["labels"] == ["run", "swim"] and "annotations" not in written["run1"]
+    again = load_generic(CFG, tmp_path / "b")
+    _same(ds, again)
+    assert again.annotations["run1"].weak
 
 
 # ---------------------------------------------------------------- conversion

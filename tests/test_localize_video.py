@@ -13,7 +13,7 @@ from avloc.config import load_config
 from avloc.errors import AvlocError
 from avloc.train import train
 
-pytest.importorskip("av", reason="the video extra is not installed (pip install 'avloc[video]')")
+pytest.importorskip("av", reason="the video extra is not installed (pip install -e '.[video]')")
 pytest.importorskip("onnxruntime", reason="the video extra is not installed")
 
 EXTRACTORS = {"audio_backend": "yamnet", "visual_backend": "efficientnet_lite0",

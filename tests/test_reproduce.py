@@ -201,9 +201,10 @@ def test_grid_end_to_end_interrupted_and_resumed(tiny_grid: Path, tmp_path: Path
         calls.append((Path(run_dir).relative_to(out).as_posix(), False))
         return real_train(cfg, data_root, run_dir, dataset=dataset)
 
-    def spy_resume(run_dir, data_root=None, dataset=None):
+    def spy_resume(run_dir, data_root=None, dataset=None, overrides=None):
         calls.append((Path(run_dir).relative_to(out).as_posix(), True))
-        return real_resume(run_dir, data_root, dataset=dataset)
+        assert "train.tensorboard=false" in overrides  # this call's runtime settings
+        return real_resume(run_dir, data_root, dataset=dataset, overrides=overrides)
 
     monkeypatch.setattr(avloc.train, "train", spy_train)
     monkeypatch.setattr(avloc.train, "resume", spy_resume)

@@ -379,3 +379,39 @@ def test_resume_of_a_missing_or_broken_run_folder_is_a_one_line_error(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.epochs" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]  # nothing written
+
+
+def test_resume_with_more_epochs_extends_a_finished_run_exactly(reference, tmp_path):
+    """`--resume RUN train.epochs=4` on a finished 2-epoch run trains epochs 3 and 4 and
+    ends bit-identical to the uninterrupted 4-epoch run (batch order is a function of seed,
+    epoch and batch); before, the setting was silently dropped and nothing trained."""
+    out = tmp_path / "run"
+    first = avloc(train_args(out, "train.checkpoint_every=1", "train.epochs=2"))
+    assert first.proc.exitcode == 0, first.err()
+    again = avloc(["train", "--resume", str(out)])
+    assert again.proc.exitcode == 0 and "has trained all its 2 epochs; nothing to train " \
+        f"(to train longer: avloc train --resume {out} train.epochs=N)" in again.out()
+    done = avloc(["train", "--resume", str(out), "train.epochs=4"])
+    assert done.proc.exitcode == 0, done.err()
+    assert_same_run(out, reference)
+    assert (out / "config.yaml").read_text() == (reference / "config.yaml").read_text()
+
+
+def test_resume_refuses_settings_that_would_change_the_experiment(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--config", "demo", "--out", str(out), "model.d_x=8",
+                 "data.synth_videos=30", "data.synth_background_videos=0", "train.epochs=2",
+                 "train.progress=false"]) == 0
+    saved = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    for argv, message in (
+        (["model.d_x=16"], f"--resume {out}: setting model.d_x cannot change in a run (it is "
+                           "8); start a new run with --out, or change only train.epochs,"),
+        (["train.epochs=1"], f"setting train.epochs=1: {out} has already trained epoch 2"),
+        (["--config", "ave"], "--config with --resume: the run keeps its folder and settings"),
+        (["--out", str(tmp_path / "x")], "--out with --resume: the run keeps its folder"),
+    ):
+        assert main(["train", "--resume", str(out), *argv]) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"avloc: error: {message}"), lines
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == saved

@@ -60,6 +60,23 @@ def test_mu_separates_events_from_background(trained):
     assert test["mu_inside_events"] - test["mu_outside_events"] == pytest.approx(gap, abs=1e-5)
 
 
+def test_paper_notes_numbers_are_what_the_command_prints(trained):
+    """docs/paper-notes.md shows `avloc train ...; avloc eval ...` and what it prints: the
+    command must be this module's run and the numbers what `avloc eval` prints for it
+    (tests/docnumbers.py has the margins), so they cannot drift."""
+    from docnumbers import measured, paper_notes_mu, within
+
+    from avloc.evaluate import format_event_table
+
+    claim = paper_notes_mu()
+    train_argv, eval_argv = claim.commands
+    assert train_argv[:2] == ["train", "--config"] and train_argv[2] == "demo"
+    assert sorted(train_argv[5:]) == sorted(o for o in SMALL if o != "train.progress=false")
+    assert eval_argv == ["eval", train_argv[4], "--split", "test"]
+    ours = measured(format_event_table(trained[2]["test"], "test"), claim)
+    assert within(claim, ours), f"doc {claim.numbers}, this run {ours}"
+
+
 def test_run_folder_contents_and_metrics(trained):
     out, _, metrics = trained
     for name in ("config.yaml", "last.pt", "best.pt", "log.jsonl", "metrics.json"):

@@ -128,7 +128,13 @@ class TrainConfig:
     # accuracy (event) | average_mAP (action) | LEVEL.NAME (parsing, e.g. segment_level.type_av,
     # the official code's choice) | auto
     select_metric: str = "auto"
+    # progress bars on a terminal; when stdout or stderr is not one (a log file, a cluster
+    # job), no bars: a line per epoch and, inside long epochs, one every progress_minutes
     progress: bool = True
+    progress_minutes: float = 5.0  # 0: no lines inside epochs
+    # TensorBoard events in RUN/tensorboard: losses per step, learning rate, validation
+    # metrics and CAS figures of fixed validation videos (pip install -e '.[tensorboard]')
+    tensorboard: bool = False
 
 
 @dataclass
@@ -270,7 +276,7 @@ def _check_parsing(m: ModelConfig, lo: LossConfig) -> None:
 
 def _check_train(t: TrainConfig) -> None:
     _at_least("train", t, {"epochs": 1, "batch_size": 1, "eval_every": 1, "weight_decay": 0,
-                           "similar_pairs": 0, "checkpoint_every": 0})
+                           "similar_pairs": 0, "checkpoint_every": 0, "progress_minutes": 0})
     _need(t.lr > 0, "train.lr", t.lr, "must be > 0")
     _need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, "train.device", t.device,
           "expected auto, cpu, cuda or cuda:N")

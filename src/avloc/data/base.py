@@ -78,6 +78,9 @@ class Annotation:
     segments: list[Segment] = field(default_factory=list)
     snippet_labels: np.ndarray | None = None  # (T,) int64: 0 background, c + 1 = classes[c]
     timing: Timing | None = None  # the video's own snippet grid; None: the dataset's
+    # video-level labels only (generic layout's "labels" without "annotations"): its segments
+    # are unknown, not absent, so it trains but cannot be scored
+    weak: bool = False
 
 
 @dataclass

@@ -149,6 +149,28 @@ def check_head(head: str, ds: Dataset) -> None:
                          f"use model.head={wanted}")
 
 
+HOLDOUT_FORMATS = ("anet12", "generic", "thumos14", "thumos14_wtalc")  # val held out of train
+
+
+def no_validation_note(ds: Dataset, fmt: str, val_fraction: float) -> str | None:
+    """Why `ds` has no validation videos, for the training log (None when it has some):
+    without them nothing picks the best epoch, which a user should hear about."""
+    if ds.splits.get("val"):
+        return None
+    train = ds.splits.get("train", [])
+    known = [v for v in train if not (v.vid in ds.annotations and ds.annotations[v.vid].weak)]
+    if train and not known:
+        why = (f"all {len(train)} training videos have video-level labels only and validation "
+               "needs segments; give 'validation' videos with segments")
+    elif fmt in HOLDOUT_FORMATS:
+        why = (f"data.val_fraction={val_fraction:g} of {len(known)} training videos with known "
+               "segments holds out none; raise it or give 'validation' videos")
+    else:
+        why = f"dataset {ds.name} has no validation split"
+    return (f"no validation videos ({why}): no model selection, best.pt is the last epoch and "
+            "metrics.json has no 'val'")
+
+
 def check_length(
     length: int, duration: float, snippet_seconds: float, tolerance: int, where: str,
     uncovered: float = 0.0,
@@ -222,11 +244,12 @@ def make_segment(
     return Segment(start=s, end=e, label=label)
 
 
-def multi_hot(segments: Iterable[Segment], classes: Sequence[str]) -> np.ndarray:
-    """The video-level label: which classes occur anywhere in the video."""
+def multi_hot(items: Iterable[Segment | str], classes: Sequence[str]) -> np.ndarray:
+    """The video-level label: which classes occur anywhere in the video, from its segments
+    or from class names (video-level labels without segments)."""
     labels = np.zeros(len(classes), dtype=np.float32)  # (C,)
-    for seg in segments:
-        labels[classes.index(seg.label)] = 1.0
+    for item in items:
+        labels[classes.index(item.label if isinstance(item, Segment) else item)] = 1.0
     return labels
 
 

@@ -28,20 +28,22 @@ SUBSET = {"train": "training", "val": "validation", "test": "testing"}
 
 
 def _entry(ds: Dataset, split: str, v: Video) -> dict[str, Any]:
-    """The JSON record of one video; its segments must reproduce its video-level label."""
+    """The JSON record of one video; its segments must reproduce its video-level label,
+    unless it has video-level labels only (`Annotation.weak`: written as "labels")."""
     ann = ds.annotations.get(v.vid)
     segments = ann.segments if ann is not None else []
     duration = ann.duration if ann is not None else v.length * ds.snippet_seconds
+    record: dict[str, Any] = {"subset": SUBSET[split], "duration": float(duration)}
+    if ann is not None and ann.weak:
+        record["labels"] = [c for c, y in zip(ds.classes, v.labels, strict=True) if y > 0.5]
+        return record
     if not np.array_equal(multi_hot(segments, ds.classes), v.labels > 0.5):
         raise AvlocError(
             f"dataset {ds.name}: video {v.vid}: its video-level label is not the set of its "
             "segments' labels, which is all the generic layout can store"
         )
-    return {
-        "subset": SUBSET[split],
-        "duration": float(duration),
-        "annotations": [{"segment": [s.start, s.end], "label": s.label} for s in segments],
-    }
+    record["annotations"] = [{"segment": [s.start, s.end], "label": s.label} for s in segments]
+    return record
 
 
 def _document(ds: Dataset) -> dict[str, Any]:

@@ -6,16 +6,19 @@
 
 The JSON is the ActivityNet ground-truth format, `database` -> video id -> `subset`
 (training | validation | testing), `duration` (seconds), `annotations` [{`segment`:
-[start, end], `label`}], with optional top-level keys:
+[start, end], `label`}] and/or `labels` [class names], with optional top-level keys:
 - `classes`: the class list, in model order (default: the sorted label names);
 - `snippet_seconds`: seconds per feature snippet; wins over setting data.snippet_seconds
   (features carry their own grid, the JSON travels with them);
 - `task`: `action` (default; mAP over segments) or `event` (snippet accuracy; needs one
   class per snippet).
 
-Video-level training labels are the set of its segments' labels (none: a background-only
-video); segments only reach evaluation. Videos listed in the JSON need a features file;
-.npz files not listed are ignored.
+Video-level training labels are a video's `labels`, else the set of its segments' labels
+(none: a background-only video); segments only reach evaluation. A training video may give
+`labels` alone (weak labels, as users have them: tags, a CSV, a folder per class); its
+segments are then unknown, so it is never scored and never held out for validation, and
+validation and testing videos need `annotations`. Videos listed in the JSON need a
+features file; .npz files not listed are ignored.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class GenericEntry:
     split: str  # train | val | test
     duration: float
     segments: list[Segment]
+    labels: list[str]  # video-level class names: its "labels", else its segments' labels
+    weak: bool = False  # "labels" without "annotations": segments unknown, train only
 
 
 @dataclass
@@ -70,6 +75,8 @@ class GenericSpec:
     task: str
     snippet_seconds: float
     entries: list[GenericEntry]
+    seconds_from_json: bool = False  # snippet_seconds came from the JSON, not the setting
+    path: Path = Path(ANNOTATION_FILE)  # the JSON
 
 
 def annotation_path(cfg: DataConfig, root: Path) -> Path:
@@ -86,9 +93,17 @@ def _classes(doc: dict[str, Any], database: dict[str, Any], path: Path) -> list[
         if len(set(classes)) != len(classes):
             raise AvlocError(f"{path}: 'classes' lists a class twice")
         return list(classes)
-    labels = {a.get("label") for e in database.values() if isinstance(e, dict)
-              for a in e.get("annotations", []) if isinstance(a, dict)}
-    return sorted(str(x) for x in labels if isinstance(x, str))
+    labels = set()
+    for e in database.values():
+        if isinstance(e, dict):
+            labels |= {a.get("label") for a in _list(e, "annotations") if isinstance(a, dict)}
+            labels |= set(_list(e, "labels"))
+    return sorted(x for x in labels if isinstance(x, str))
+
+
+def _list(e: dict[str, Any], key: str) -> list[Any]:
+    value = e.get(key, [])
+    return value if isinstance(value, list) else []
 
 
 def _snippet_seconds(doc: dict[str, Any], cfg: DataConfig, path: Path) -> float:
@@ -108,7 +123,11 @@ def _task(doc: dict[str, Any], path: Path) -> str:
 def read_generic_annotations(path: Path, cfg: DataConfig) -> GenericSpec:
     """Parse and check the whole annotation JSON."""
     require_file(path, "generic-layout annotations (ActivityNet JSON)")
-    doc = read_json(path)
+    return parse_generic(read_json(path), path, cfg)
+
+
+def parse_generic(doc: Any, path: Path, cfg: DataConfig) -> GenericSpec:
+    """Check an annotation JSON document (read from, or about to be written to, `path`)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("database"), dict):
         raise AvlocError(f"{path}: expected a JSON object with a 'database' object")
     database = doc["database"]
@@ -116,27 +135,55 @@ def read_generic_annotations(path: Path, cfg: DataConfig) -> GenericSpec:
         raise AvlocError(f"{path}: 'database' lists no videos")
     classes = _classes(doc, database, path)
     if not classes:
-        raise AvlocError(f"{path}: no classes (no segment labels and no 'classes' list)")
+        raise AvlocError(f"{path}: no classes (no labels, no segment labels and no 'classes' "
+                         "list)")
     seconds = _snippet_seconds(doc, cfg, path)
     entries = [_entry(path, vid, e, set(classes), seconds) for vid, e in database.items()]
-    return GenericSpec(classes, _task(doc, path), seconds, entries)
+    return GenericSpec(classes, _task(doc, path), seconds, entries, "snippet_seconds" in doc,
+                       path)
 
 
 def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> GenericEntry:
     where = f"{path}: video {vid}"
     check_video_name(vid, where)
     if not isinstance(e, dict):
-        raise AvlocError(f"{where}: expected an object with subset, duration, annotations")
+        raise AvlocError(f"{where}: expected an object with subset, duration and annotations "
+                         "or labels")
     subset = e.get("subset")
     if not isinstance(subset, str) or subset not in SUBSETS:
         raise AvlocError(f"{where}: subset {subset!r}: expected training, validation or testing")
     duration = check_duration(e.get("duration"), where)
+    if "annotations" not in e and "labels" not in e:  # a forgotten key must not mean "no class"
+        raise AvlocError(f"{where}: neither 'annotations' (segments) nor 'labels' (video-level "
+                         "classes); give one ('labels': [] for a video without any class)")
     anns = e.get("annotations", [])
     if not isinstance(anns, list):
         raise AvlocError(f"{where}: 'annotations' must be a list")
     segments = [_segment(a, duration, classes, seconds, f"{where}: annotation {k}")
                 for k, a in enumerate(anns)]
-    return GenericEntry(vid, SUBSETS[e["subset"]], duration, segments)
+    names = sorted({s.label for s in segments})
+    if "labels" in e:
+        given = _labels(e["labels"], classes, where)
+        if "annotations" in e and set(given) != set(names):
+            raise AvlocError(f"{where}: 'labels' {given} differ from its segments' labels {names}")
+        names = given
+    weak = "annotations" not in e and bool(names)
+    if weak and SUBSETS[subset] != "train":
+        raise AvlocError(f"{where}: subset {subset} is scored on segments, but the video has only "
+                         "'labels'; add its 'annotations' (segments) or make it a training video")
+    return GenericEntry(vid, SUBSETS[subset], duration, segments, names, weak)
+
+
+def _labels(value: Any, classes: set[str], where: str) -> list[str]:
+    """A video's `labels`: distinct class names (video-level labels, no times)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise AvlocError(f"{where}: 'labels' must be a list of class names")
+    for name in value:
+        if name not in classes:
+            raise AvlocError(f"{where}: label {name!r} is not in the class list")
+    if len(set(value)) != len(value):
+        raise AvlocError(f"{where}: 'labels' lists a class twice")
+    return list(value)
 
 
 def _segment(a: Any, duration: float, classes: set[str], seconds: float, where: str) -> Segment:
@@ -198,30 +245,51 @@ def _video(
 ) -> tuple[Video, dict[str, Any] | None]:
     path = fdir / f"{entry.vid}.npz"
     audio, visual, extractor = read_npz(path, entry.vid)
+    check_grid(extractor, spec, path, entry.vid)
     check_length(len(audio), entry.duration, spec.snippet_seconds, cfg.length_tolerance,
                  f"{path}: video {entry.vid}")
-    return Video(entry.vid, audio, visual, multi_hot(entry.segments, spec.classes)), extractor
+    return Video(entry.vid, audio, visual, multi_hot(entry.labels, spec.classes)), extractor
+
+
+def check_grid(extractor: dict[str, Any] | None, spec: GenericSpec, path: Path, vid: str) -> None:
+    """Features that record their snippet length (`avloc extract`'s meta) must be read on
+    that grid; otherwise the length check would blame data.length_tolerance."""
+    recorded = (extractor or {}).get("snippet_seconds")
+    if not isinstance(recorded, (int, float)) or abs(recorded - spec.snippet_seconds) < 1e-9:
+        return
+    fix = (f'set "snippet_seconds": {recorded:g} in {spec.path}' if spec.seconds_from_json
+           else f"set data.snippet_seconds={recorded:g}")
+    source = "the annotation JSON's snippet_seconds" if spec.seconds_from_json else (
+        "setting data.snippet_seconds, e.g. from --config")
+    raise AvlocError(f"{path}: video {vid}: extracted with {recorded:g} s snippets (its .npz "
+                     f"meta), but the data is read with {spec.snippet_seconds:g} s ({source}); "
+                     f"{fix}, or re-extract with --snippet-seconds {spec.snippet_seconds:g}")
 
 
 def _annotation(entry: GenericEntry, length: int, spec: GenericSpec, path: Path) -> Annotation:
-    """Snippet labels only for event datasets: action segments may overlap across classes."""
+    """Snippet labels only for event datasets (action segments may overlap across classes)
+    whose segments are known."""
     snip = None
-    if spec.task == "event":
+    if spec.task == "event" and not entry.weak:
         snip = snippet_labels_from_segments(entry.segments, length, spec.snippet_seconds,
                                             spec.classes, f"{path}: video {entry.vid}")
-    return Annotation(entry.vid, entry.duration, entry.segments, snip)
+    return Annotation(entry.vid, entry.duration, entry.segments, snip, weak=entry.weak)
 
 
 def _splits(videos: list[Video], entries: list[GenericEntry], cfg: DataConfig
             ) -> dict[str, list[Video]]:
-    """Subsets as given; without a validation subset, hold out val_fraction of training."""
+    """Subsets as given; without a validation subset, hold out val_fraction of the training
+    videos whose segments are known (weak-label videos cannot be scored)."""
     splits: dict[str, list[Video]] = {"train": [], "val": [], "test": []}
     for v, e in zip(videos, entries, strict=True):
         splits[e.split].append(v)
     if not splits["val"]:
-        train = splits["train"]
-        kept, held = holdout([v.labels for v in train], cfg.val_fraction, cfg.split_seed)
-        splits["train"], splits["val"] = [train[i] for i in kept], [train[i] for i in held]
+        train = [(v, e) for v, e in zip(videos, entries, strict=True) if e.split == "train"]
+        pool = [i for i, (_, e) in enumerate(train) if not e.weak]  # (n_annotated,)
+        _, held = holdout([train[i][0].labels for i in pool], cfg.val_fraction, cfg.split_seed)
+        out = {pool[j] for j in held}
+        splits["train"] = [v for i, (v, _) in enumerate(train) if i not in out]
+        splits["val"] = [train[i][0] for i in sorted(out)]
     return splits
 
 

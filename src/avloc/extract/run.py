@@ -8,6 +8,7 @@ failures reported and skipped so one bad file never stops a long run.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,20 @@ from avloc.extract.backends import (
 )
 from avloc.extract.decode import decode_video
 from avloc.extract.melspec import SAMPLE_RATE
-from avloc.extract.store import FORMAT_VERSION, existing_state, write_features
+from avloc.extract.store import (
+    FORMAT_VERSION,
+    existing_state,
+    setting_differences,
+    write_features,
+)
+from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.sharding import parse_shard, select_shard, shard_name
 
 if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
     from avloc.extract.audio import AudioBackend
     from avloc.extract.visual import VisualBackend
 
+HEARTBEAT_MINUTES = 5.0  # not on a terminal: a progress line this often
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .webm .avi .mov .flv .mpg .mpeg .wmv .3gp .ts .ogv".split()
 )
@@ -151,19 +159,31 @@ def extract_folder(
     settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
     todo = []
     for path in videos:
-        state = "missing" if overwrite else existing_state(out / f"{path.stem}.npz", settings)
+        target = out / f"{path.stem}.npz"
+        state = "missing" if overwrite else existing_state(target, settings)
         if state == "done":
             summary.skipped.append(path.stem)
         elif state == "stale":
-            summary.failed.append((str(path), f"{out / path.stem}.npz was extracted with other "
-                                   "settings (back-ends or snippet grid); use --overwrite"))
+            reason = (f"{target} was extracted with other settings: "
+                      f"{setting_differences(target, settings)}; --overwrite re-extracts it, "
+                      "or extract into another --out")
+            summary.failed.append((str(path), reason))
+            print(f"failed: {path}: {reason}", file=sys.stderr, flush=True)
         else:
             todo.append(path)
+    if summary.skipped:  # one line, not one per video: a resumed batch may skip thousands
+        print(f"skipped {len(summary.skipped)} videos already extracted with these settings "
+              f"into {out} ({_some(summary.skipped)}; --overwrite re-extracts them)",
+              file=sys.stderr, flush=True)
     if todo:  # build networks only when there is work; a missing weight file stops here
         backends = (make_audio_backend(audio_backend, audio_weights),
                     make_visual_backend(visual_backend, visual_weights, batch_size))
         _run(todo, out, backends, snippet_seconds, frames_per_snippet, summary, progress)
     return summary
+
+
+def _some(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def _run(
@@ -177,8 +197,14 @@ def _run(
 ) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(todo, desc="extract", unit="video", disable=not progress, file=sys.stderr)
-    for path in bar:
+    bar = tqdm(todo, desc="extract", unit="video", disable=not (progress and interactive()),
+               file=sys.stderr)
+    beat, start = Heartbeat(HEARTBEAT_MINUTES if progress and bar.disable else 0), time.monotonic()
+    for done, path in enumerate(bar):
+        if beat.due():  # a log file gets a line now and then instead of a bar
+            print(f"extract: {done}/{len(todo)} videos, {len(summary.failed)} failed, "
+                  f"{eta_text(done, len(todo), time.monotonic() - start)}", file=sys.stderr,
+                  flush=True)
         try:
             audio, visual, meta = extract_video(path, *backends, snippet_seconds, per_snippet)
             write_features(out / f"{path.stem}.npz", audio, visual, meta)
@@ -188,4 +214,4 @@ def _run(
             if not isinstance(err, AvlocError):
                 reason = f"{path}: {type(err).__name__}: {err}"
             summary.failed.append((str(path), reason))
-            tqdm.write(f"skipped: {reason}", file=sys.stderr)
+            tqdm.write(f"failed: {reason}", file=sys.stderr)

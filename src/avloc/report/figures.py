@@ -164,7 +164,11 @@ def pick_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> str:
 
     videos = [v for v in ds.splits.get(split, []) if truth_segments_any(ds, v.vid)]
     if not videos:
-        raise AvlocError(f"split {split!r}: no video with an annotated event to show")
+        every = [v.vid for name in ("val", "train") for v in ds.splits.get(name, [])]
+        shown = sorted(every, key=lambda vid: not truth_segments_any(ds, vid))  # stable
+        example = f" (e.g. --video {shown[0]})" if shown else ""
+        raise AvlocError(f"the data has no {split} video with annotated segments to pick from; "
+                         f"name the video to show with --video VID{example}")
     preds = [predict(r.model, videos) for r in runs]
     best, best_score = videos[0].vid, -math.inf
     for i, v in enumerate(videos):

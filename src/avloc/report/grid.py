@@ -52,7 +52,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SCORED_BY = {"event": "snippet accuracy", "action": "mAP", "parsing": "parsing F-scores"}
 # settings that change how a run executes, not what it computes: a finished run made
 # with other values is still the same experiment
-RUNTIME_SETTINGS = {("train", "device"), ("train", "progress")}
+RUNTIME_SETTINGS = {("train", "device"), ("train", "progress"), ("train", "progress_minutes"),
+                    ("train", "tensorboard")}
 
 
 @dataclass
@@ -268,9 +269,15 @@ def plan_runs(
         for seed in seed_list:
             run_cfg = copy.deepcopy(cfg)
             run_cfg.train.seed = seed
-            run_cfg.train.progress = False  # one line per run on the console, epochs in the log
             specs.append(RunSpec(v.name, seed, out / "runs" / v.name / f"seed{seed}", run_cfg))
     return specs
+
+
+def runtime_overrides(cfg: Config) -> list[str]:
+    """The runtime settings of `cfg` as KEY=VALUE, which a resumed run takes on (a partial
+    run of an earlier call continues with this call's train.tensorboard, device, ...)."""
+    return [f"{section}.{name}={json.dumps(getattr(getattr(cfg, section), name))}"
+            for section, name in sorted(RUNTIME_SETTINGS)]
 
 
 def varying_settings(grid: Grid) -> list[str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from avloc.errors import AvlocError
-from avloc.report.grid import RunSpec, data_key
+from avloc.report.grid import RunSpec, data_key, runtime_overrides
 from avloc.signals import terminate_as_interrupt
 
 RUN_FILES = ("config.yaml", "last.pt", "last.pt.prev", "best.pt")
@@ -76,7 +76,8 @@ def train_run(spec: RunSpec, data_root: str | Path | None, dataset: Any = None) 
         print(f"# avloc reproduce: {spec.key} {verb} {time.strftime('%Y-%m-%d %H:%M:%S')}",
               flush=True)
         if state == "partial":
-            return resume(spec.dir, data_root, dataset=dataset)
+            return resume(spec.dir, data_root, dataset=dataset,
+                          overrides=runtime_overrides(spec.cfg))
         return train(spec.cfg, data_root, spec.dir, dataset=dataset)
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from avloc.config import Config
 from avloc.data import Dataset, load_dataset
 from avloc.data.batching import Batch, BatchPrefetcher, PairBatchSampler, load_share
-from avloc.data.checks import check_head, check_training_data
+from avloc.data.checks import check_head, check_training_data, no_validation_note
 from avloc.errors import AvlocError
 from avloc.evaluate import (
     evaluate_split,
@@ -35,15 +35,19 @@ from avloc.evaluate import (
 from avloc.io import write_json_atomic
 from avloc.losses import parsing_total_loss, total_loss
 from avloc.model import build_model
+from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.signals import StopRequested, stop_requests
 from avloc.train import distributed
+from avloc.train.dashboard import Dashboard, require_tensorboard
 from avloc.train.distributed import Dist
 from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
 from avloc.train.run_folder import (
     Progress,
     RunFolder,
+    check_epochs,
     read_run_config,
     remembered_data_root,
+    resume_settings,
     seed_generators,
 )
 
@@ -82,6 +86,7 @@ class Trainer:
         self.progress = Progress()
         self.metric_name = selection_metric(cfg, ds.task)
         self.told_missing_classes = False
+        self.dashboard: Dashboard | None = None  # TensorBoard events, opened by fit()
 
     # ---- checkpoints (RunFolder) ----------------------------------------------------------
     def save_last(self) -> None:
@@ -145,6 +150,8 @@ class Trainer:
             except ReplayCheckedSteps as replay:
                 self.progress = replay.progress
                 self.batches.forget()
+                if self.dashboard is not None:
+                    self.dashboard.forget_after(replay.progress.step)
 
     def _verify(self, everyone: bool = True) -> None:
         self.finite.verify_and_snapshot(self.model, self.optim, self.progress, everyone)
@@ -155,8 +162,10 @@ class Trainer:
         sums = p.sums  # the loss sums of batches done before a resume, else empty
         start, before = time.perf_counter(), p.seconds
         self._verify()  # the state a bad window rolls back to
+        shown = self.cfg.train.progress and self.dist.main
         bar = tqdm(total=len(batches), initial=p.batch, desc=f"epoch {epoch + 1}",
-                   leave=False, disable=not (self.cfg.train.progress and self.dist.main))
+                   leave=False, disable=not (shown and interactive()))
+        beat = Heartbeat(self.cfg.train.progress_minutes if shown and bar.disable else 0)
         try:
             self.batches.prefetch(epoch, p.batch, batches)
             for index in range(p.batch, len(batches)):
@@ -171,6 +180,10 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v
                 p.batch, p.step = index + 1, p.step + 1
                 bar.update(1)
+                if self.dashboard is not None:
+                    self.dashboard.step(p.step, parts)
+                if beat.due():
+                    self._progress_line(epoch, len(batches), before + time.perf_counter() - start)
                 every = self.cfg.train.checkpoint_every
                 if every and p.step % every == 0 and index + 1 < len(batches):
                     self._verify()
@@ -181,9 +194,20 @@ class Trainer:
             self._verify()
         finally:
             bar.close()
+        if self.dashboard is not None:
+            self.dashboard.flush()
         p.seconds = before + time.perf_counter() - start
         sums = distributed.mean_over_ranks(sums, self.dist, self.device)
         return {k: float(v) / max(len(batches), 1) for k, v in sums.items()}
+
+    def _progress_line(self, epoch: int, batches: int, seconds: float) -> None:
+        """Where a long epoch is, for a log file (no bar there); writes the pending events."""
+        p = self.progress
+        loss = float(p.sums["loss"]) / max(p.batch, 1) if "loss" in p.sums else float("nan")
+        print(f"epoch {epoch + 1}: batch {p.batch}/{batches} ({100 * p.batch / batches:.0f} %), "
+              f"loss {loss:.4f}, {eta_text(p.batch, batches, seconds)}", flush=True)
+        if self.dashboard is not None:
+            self.dashboard.flush()
 
     def end_epoch(self, epoch: int, losses: dict[str, float], seconds: float) -> None:
         """Close epoch `epoch` (0-based): validate when due, log it, save last.pt."""
@@ -220,7 +244,9 @@ class Trainer:
         """The validation split's metrics; None without a validation split."""
         if not self.ds.splits.get("val"):
             return None
-        metrics, _ = evaluate_split(self.model, self.ds, "val", self.cfg, self.device)
+        metrics, preds = evaluate_split(self.model, self.ds, "val", self.cfg, self.device)
+        if self.dashboard is not None:
+            self.dashboard.validation(self.progress.step, metrics, preds, self.ds)
         note = missing_classes_note(metrics, "validation")
         if note and not self.told_missing_classes:  # the same every epoch: said once
             print(f"avloc: {note}", flush=True)
@@ -229,6 +255,9 @@ class Trainer:
 
     def fit(self) -> None:
         """Train from the current position to the last epoch; StopRequested on a signal."""
+        if self.cfg.train.tensorboard and self.dist.main:  # events past the checkpoint: purged
+            purge = self.progress.step + 1 if self.progress.step else None
+            self.dashboard = Dashboard(self.out, self.cfg.train.lr, purge)
         try:
             with stop_requests() as flag:
                 for epoch in range(self.progress.epoch, self.cfg.train.epochs):
@@ -237,6 +266,8 @@ class Trainer:
                     distributed.barrier(self.dist)
         finally:
             self.batches.close()
+            if self.dashboard is not None:
+                self.dashboard.close()
 
 
 def format_log_line(record: dict[str, Any], metric: str) -> str:
@@ -265,18 +296,30 @@ def train(
 
 def resume(
     out: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Continue the run in `out` from its last checkpoint, with its own settings
     (config.yaml) and data (the folder it started on, unless `data_root` names another);
-    a run killed before its first checkpoint starts over. Returns the metrics."""
+    a run killed before its first checkpoint starts over. `overrides` (KEY=VALUE) may change
+    how long and how it goes on (`run_folder.RESUMABLE`: train.epochs extends a finished
+    run); others are refused. Returns the metrics."""
     out = Path(out)
-    cfg = read_run_config(out)
+    saved = read_run_config(out)
+    cfg = resume_settings(saved, overrides or [], out)
     data_root = data_root if data_root is not None else remembered_data_root(out)
     d, device = distributed.setup_distributed(cfg.train.device)
     trainer = _trainer(cfg, data_root, out, d, device, dataset)
     with trainer.folder.lock():
         if not trainer.restore():
             print(f"avloc: {out} has no checkpoint yet; starting from the beginning", flush=True)
+        check_epochs(trainer.cfg, trainer.progress, out)
+        if trainer.cfg.to_dict() != saved.to_dict():
+            trainer.folder.save_config(trainer.cfg)  # the next resume goes on with them
+        finished = trainer.progress.epoch >= trainer.cfg.train.epochs
+        if finished and d.main:
+            print(f"avloc: {out} has trained all its {trainer.cfg.train.epochs} epochs; nothing "
+                  f"to train (to train longer: avloc train --resume {out} train.epochs=N)",
+                  flush=True)
         return _fit_and_score(trainer)
 
 
@@ -304,6 +347,11 @@ def _trainer(
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
     check_head(cfg.model.head, ds)
+    if cfg.train.tensorboard:
+        require_tensorboard()
+    note = no_validation_note(ds, cfg.data.format, cfg.data.val_fraction)
+    if note and d.main:
+        print(f"avloc: {note}", flush=True)
     cfg = fit_modality(cfg, ds, say=d.main)
     seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
     trainer = Trainer(cfg, ds, out, device, d)

@@ -16,6 +16,7 @@ best.pt and log.jsonl with the checkpoint it resumes from (docs/reliability.md).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from avloc.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from avloc.config import Config, apply_dict, read_yaml, validate
+from avloc.config import Config, apply_dict, apply_overrides, read_yaml, validate
 from avloc.data.base import Dataset
 from avloc.errors import AvlocError, first_line
 from avloc.io import write_text_atomic
@@ -153,9 +154,14 @@ class RunFolder:
         """config.yaml, and data.txt when the run trains on a dataset folder."""
         if not self.main:
             return
-        write_text_atomic(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.save_config(cfg)
         if data_root is not None:
             write_text_atomic(self.out / DATA_FILE, f"{Path(data_root).resolve()}\n")
+
+    def save_config(self, cfg: Config) -> None:
+        if self.main:
+            write_text_atomic(self.out / "config.yaml",
+                              yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def save_last(self, cfg: Config, ds: Dataset, model: torch.nn.Module,
                   optim: torch.optim.Optimizer, progress: Progress) -> None:
@@ -285,6 +291,36 @@ def read_run_config(out: Path) -> Config:
     if not saved.is_file():
         raise AvlocError(f"{out}: not a run folder (no config.yaml) to resume")
     return validate(apply_dict(Config(), read_yaml(saved) or {}, str(saved)))
+
+
+# What `--resume RUN KEY=VALUE` may change: how long and how a run goes on, never what it
+# computes per step (the model, the losses, the data, the optimizer, the seed).
+RESUMABLE = ("train.epochs", "train.eval_every", "train.checkpoint_every",
+             "train.finite_check_every", "train.progress", "train.progress_minutes",
+             "train.tensorboard", "train.device")
+
+
+def resume_settings(saved: Config, overrides: list[str], out: Path) -> Config:
+    """The run's settings with `overrides` applied; a change outside RESUMABLE is refused
+    in one line (it would make the continued run a different experiment)."""
+    cfg = validate(apply_overrides(copy.deepcopy(saved), overrides))
+    old, new = saved.to_dict(), cfg.to_dict()
+    for section, values in new.items():
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if value != old[section][name] and key not in RESUMABLE:
+                raise AvlocError(f"--resume {out}: setting {key} cannot change in a run "
+                                 f"(it is {old[section][name]!r}); start a new run with --out, "
+                                 f"or change only {', '.join(RESUMABLE)}")
+    return cfg
+
+
+def check_epochs(cfg: Config, progress: Progress, out: Path) -> None:
+    """train.epochs given on --resume may extend a run, never cut off what it has done."""
+    done = progress.epoch + (1 if progress.batch else 0)
+    if cfg.train.epochs < done:
+        raise AvlocError(f"setting train.epochs={cfg.train.epochs}: {out} has already trained "
+                         f"{'into ' if progress.batch else ''}epoch {done}")
 
 
 def remembered_data_root(out: Path) -> Path | None:
