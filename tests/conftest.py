@@ -57,3 +57,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def action_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(a small generic-layout *action* dataset, a run trained on it): the embedded synthetic
+    data converted to the generic layout with "task": "action", so it is scored by mAP."""
+    import json
+
+    from avloc.config import load_config
+    from avloc.data import load_dataset
+    from avloc.data.convert import convert_to_generic
+    from avloc.train import train
+
+    root = tmp_path_factory.mktemp("action")
+    synth = load_config("demo", ["data.synth_videos=80", "data.synth_classes=4",
+                                 "data.synth_background_videos=0"])
+    convert_to_generic(load_dataset(synth.data, None), root / "data")
+    path = root / "data" / "annotations.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps(doc | {"task": "action"}))
+    cfg = load_config("demo", ["data.format=generic", "model.d_x=32", "train.epochs=15",
+                               "train.progress=false", "train.batch_size=16"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(cfg, root / "data", root / "run")
+    finally:
+        torch.set_num_threads(threads)
+    return root / "data", root / "run"

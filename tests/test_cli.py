@@ -31,8 +31,8 @@ def option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 
 def test_every_command_has_a_description_and_a_handler():
     found = dict(commands(build_parser()))
-    assert {p[0] for p in found} == {"train", "eval", "demo", "score", "reproduce", "plot",
-                                     "extract", "localize", "data"}
+    assert {p[0] for p in found} == {"train", "eval", "tune", "demo", "score", "reproduce",
+                                     "plot", "extract", "localize", "view", "data"}
     for path, (parser, func) in found.items():
         assert parser.description and callable(func), path
 

@@ -66,6 +66,14 @@ def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video
     assert (tmp_path / "BjCEufrlXm4_cas.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "10 snippets of 1 s" in printed and f"{len(segments)} segments" in printed
+    # what every batch writes: the same segments in results.json, the raw outputs, the cache
+    batch = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert batch == result["results"]
+    from avloc.results import read_cas
+
+    rec = read_cas(tmp_path / "cas" / "BjCEufrlXm4.npz")
+    assert rec.cas.shape == (10, 2) and rec.meta["source"] == str(real_video)
+    assert (tmp_path / "features" / "BjCEufrlXm4.npz").is_file()
 
 
 def test_segments_agree_with_the_snippet_argmax(run_dir, real_video):

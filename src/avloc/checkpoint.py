@@ -76,6 +76,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any], keep_previous: bool = F
     atomic_torch_save(payload, path, keep_previous)
 
 
+def checkpoint_id(ckpt: dict[str, Any]) -> str:
+    """What identifies a checkpoint's contents: its checksum (computed for version 1 files,
+    which carry none). Outputs made by a model record it, so a rerun can tell them apart."""
+    return str(ckpt.get("checksum") or payload_checksum(ckpt))
+
+
 def checkpoint_header(cfg: Config, ds: Dataset) -> dict[str, Any]:
     """What every checkpoint of a run holds besides its weights: the settings, and what the
     model needs of the data (classes, feature sizes, task, snippet grid, feature extractors)."""

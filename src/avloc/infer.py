@@ -1,24 +1,48 @@
-"""`avloc localize`: from one raw video file to localized, timed segments.
+"""`avloc localize`: from raw video files (or their extracted features) to timed segments.
 
 The checkpoint records how its training features were made (`avloc extract` back-ends
-and snippet grid, see `Dataset.extractors`); the video is extracted the same way, run
+and snippet grid, see `Dataset.extractors`); videos are extracted the same way, run
 through the model, and turned into segments: runs of argmax classes for event models
-(AVE-style), the W-TALC two-stage thresholding for action models, audio and visual event
-tracks for parsing models (LLP-style; each segment then has a "modality").
+(AVE-style), the W-TALC two-stage thresholding for action models (with the run's tuned
+settings when `avloc tune` wrote them, avloc.tune), audio and visual event tracks for
+parsing models (LLP-style; each segment then has a "modality", and the thresholds are
+those the run tuned on validation).
+
+`localize_video` does one video in memory. `localize_batch` does any number into an
+output folder (avloc.results): features cached by `avloc extract`'s own code and rules
+(extract_folder), one CAS file per video, then OUT/results.json made from all of them.
+Every file is written atomically and a video is done once its CAS file exists, so a
+killed batch, run again, redoes nothing that was finished.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avloc.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
-from avloc.data.base import Video
+from avloc.data.base import Timing, Video
 from avloc.errors import AvlocError
 from avloc.predict import VideoPrediction, predict
+from avloc.results import (
+    CAS_DIR,
+    CasRecord,
+    cas_path,
+    cas_state,
+    read_cas,
+    record_from_prediction,
+    segments_of,
+    write_cas,
+    write_results,
+)
+from avloc.tune import TunedModel, load_tuned_model
+
+FEATURE_DIR = "features"  # OUT/features: the extraction cache unless --features DIR
+CHUNK = 16  # videos run through the model at once
 
 
 @dataclass
@@ -59,43 +83,210 @@ def check_requested(
 def localize_video(
     video: str | Path, checkpoint: str | Path, *, audio_backend: str | None = None,
     visual_backend: str | None = None, audio_weights: str | Path | None = None,
-    visual_weights: str | Path | None = None,
+    visual_weights: str | Path | None = None, untuned: bool = False,
 ) -> Localization:
-    from avloc.evaluate import recorded_thresholds
+    """One video, in memory: nothing is written."""
     from avloc.extract import extract_video, make_audio_backend, make_visual_backend
-    from avloc.segments import event_segments, parsing_events, segments_from_cas
 
-    path = find_checkpoint(checkpoint)
-    ckpt = read_checkpoint(path)
-    ext = recorded_extractors(ckpt, str(path))
-    check_requested(ext, audio_backend, visual_backend, str(path))
+    m = load_tuned_model(checkpoint, untuned)
+    ext = recorded_extractors(m.ckpt, str(m.path))
+    check_requested(ext, audio_backend, visual_backend, str(m.path))
     audio, visual, meta = extract_video(
         video, make_audio_backend(ext["audio_backend"], audio_weights),
         make_visual_backend(ext["visual_backend"], visual_weights),
         float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
     )  # (T, D_a), (T, D_v)
     dims = [audio.shape[1], visual.shape[1]]
-    if dims != list(ckpt["feature_dims"]):
+    if dims != list(m.ckpt["feature_dims"]):
         raise AvlocError(f"{video}: extracted feature dims {dims} differ from the checkpoint's "
-                         f"{ckpt['feature_dims']}")
-    model, cfg = model_from_checkpoint(ckpt)
-    classes = list(ckpt["classes"])
+                         f"{m.ckpt['feature_dims']}")
     vid = Path(video).stem
-    item = Video(vid, audio, visual, np.zeros(len(classes), np.float32))
-    pred = predict(model, [item])[0]
+    item = Video(vid, audio, visual, np.zeros(len(m.ckpt["classes"]), np.float32))
     seconds = float(ext["snippet_seconds"])
     duration = float(meta.get("duration", len(audio) * seconds))
-    source = ""
-    if ckpt["task"] == "parsing":  # the thresholds its run tuned on validation, if any
-        cfg, source = recorded_thresholds(cfg, path.parent)
-        segments = parsing_events(pred.audio, pred.visual, pred.video, seconds, classes,
-                                  cfg.localize)
-    elif ckpt["task"] == "event":
-        segments = event_segments(pred.p, seconds, classes)
-    else:
-        segments = segments_from_cas(pred.cas, pred.video_scores(cfg.loss.topk_divisor), seconds,
-                                     classes, cfg.localize, duration=duration)
-    return Localization(vid, pred, segments, seconds, duration, classes, ckpt["task"], source)
+    rec = record_from_prediction(predict(m.model, [item])[0], m.ckpt["classes"],
+                                 Timing(seconds), duration, {})
+    return localization(rec, m)
+
+
+def localization(rec: CasRecord, m: TunedModel) -> Localization:
+    """A video's outputs and segments as `format_segments` and `timeline_figure` take them."""
+    pred = VideoPrediction(rec.vid, rec.p, rec.mu, rec.audio, rec.visual, rec.video)
+    return Localization(rec.vid, pred, segments_of(rec, m.ckpt["task"], m.cfg),
+                        rec.timing.seconds, rec.duration, rec.classes, m.ckpt["task"],
+                        m.thresholds)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did; `failed` holds (video id, one-line reason)."""
+
+    out: Path
+    videos: list[str]  # every video asked for, sorted by id
+    localized: list[str] = field(default_factory=list)
+    done_before: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    results: Path | None = None
+    model: TunedModel | None = None  # the model and settings used
+
+    def line(self) -> str:
+        return (f"{len(self.videos)} videos: {len(self.localized)} localized, "
+                f"{len(self.done_before)} already done, {len(self.failed)} failed -> "
+                f"{self.results} and {self.out / CAS_DIR}/")
+
+
+def localize_batch(
+    inputs: Sequence[str | Path], checkpoint: str | Path, out: str | Path,
+    features: str | Path | None = None, *, audio_backend: str | None = None,
+    visual_backend: str | None = None, audio_weights: str | Path | None = None,
+    visual_weights: str | Path | None = None, untuned: bool = False, progress: bool = True,
+) -> BatchSummary:
+    """Videos and folders of videos (`inputs`), or with no inputs every .npz of `features`,
+    into OUT: features cached in `features` (default OUT/features), OUT/cas/<video>.npz,
+    OUT/results.json. A video that fails is reported and skipped; the rest go on."""
+    m = load_tuned_model(checkpoint, untuned)
+    if inputs:  # videos are extracted the way the checkpoint's training features were
+        ext = recorded_extractors(m.ckpt, str(m.path))
+        check_requested(ext, audio_backend, visual_backend, str(m.path))
+    out = Path(out)
+    fdir = Path(features) if features else out / FEATURE_DIR
+    sources = _sources(inputs, fdir)
+    summary = BatchSummary(out, list(sources), model=m)
+    states = {vid: cas_state(cas_path(out, vid), m.id) for vid in sources}
+    _refuse_stale(out, states, m)
+    pending = [vid for vid, state in states.items() if state != "done"]
+    summary.done_before = [vid for vid, state in states.items() if state == "done"]
+    failed: dict[str, str] = {}
+    if inputs and pending:  # only videos not localized yet need their features
+        failed |= _extract([sources[v] for v in pending], fdir, ext, audio_weights,
+                           visual_weights, progress)
+    todo = [vid for vid in pending if vid not in failed]
+    _localize(todo, fdir, out, sources, m, summary, failed, progress)
+    records = _finished_records(out, sources, summary, failed)
+    summary.results = write_results(out, records, m.ckpt["task"], m.cfg)
+    summary.failed = [(vid, failed[vid]) for vid in sources if vid in failed]
+    return summary
+
+
+def _sources(inputs: Sequence[str | Path], fdir: Path) -> dict[str, str]:
+    """{video id: where it comes from}, sorted by id: the video files of `inputs`, or,
+    without inputs, the feature files of `fdir`."""
+    from avloc.extract.run import list_videos
+
+    if inputs:
+        return {p.stem: str(p) for p in list_videos(inputs)}
+    if not fdir.is_dir():
+        raise AvlocError(f"{fdir}: no such folder of features (give video files or folders, "
+                         "or --features DIR holding .npz files from avloc extract)")
+    found = {p.stem: str(p) for p in sorted(fdir.glob("*.npz"))}
+    if not found:
+        raise AvlocError(f"{fdir}: no .npz feature files to localize")
+    return found
+
+
+def _refuse_stale(out: Path, states: dict[str, str], m: TunedModel) -> None:
+    """Outputs of another checkpoint in OUT would mix two models in one results.json."""
+    stale = [vid for vid, state in states.items() if state == "stale"]
+    if stale:
+        raise AvlocError(f"{cas_path(out, stale[0])}: made by another checkpoint than "
+                         f"{m.path} ({len(stale)} such files in {out / CAS_DIR}); use "
+                         "another --out, or delete them to localize again")
+
+
+def _extract(videos: list[str], fdir: Path, ext: dict[str, Any], audio_weights: Any,
+             visual_weights: Any, progress: bool) -> dict[str, str]:
+    """Extract what the feature cache lacks, with the checkpoint's back-ends and grid `ext`,
+    as `avloc extract` does (same code, same rules); return {video id: reason} of the
+    videos that failed."""
+    from avloc.extract import extract_folder
+
+    done = extract_folder(videos, fdir, ext["audio_backend"], ext["visual_backend"],
+                          float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
+                          audio_weights=audio_weights, visual_weights=visual_weights,
+                          progress=progress)
+    return {Path(path).stem: reason for path, reason in done.failed}
+
+
+@dataclass
+class _Item:
+    video: Video
+    timing: Timing
+    duration: float
+
+
+def _load(path: Path, vid: str, m: TunedModel) -> _Item:
+    """One video's checked features, made the way the checkpoint's training features were."""
+    from avloc.data.checks import features_2d
+    from avloc.extract.store import SETTING_KEYS, read_features
+
+    audio, visual, meta = read_features(path)
+    where = f"{path}: video {vid}"
+    audio = features_2d(audio, where, "audio", no_dims_ok=True)  # (T, D_a)
+    visual = features_2d(visual, where, "visual")  # (T, D_v)
+    dims = [audio.shape[1], visual.shape[1]]
+    if dims != list(m.ckpt["feature_dims"]):
+        raise AvlocError(f"{where}: feature dims (audio, visual) {dims} differ from the "
+                         f"checkpoint's {list(m.ckpt['feature_dims'])}")
+    ext = m.ckpt.get("extractors") or {}
+    made = {k: meta[k] for k in SETTING_KEYS if k in meta}
+    if ext and made and any(made.get(k) != ext.get(k) for k in SETTING_KEYS if k in ext):
+        raise AvlocError(f"{where}: extracted with {made}, but the checkpoint was trained on "
+                         f"features from {ext}; extract it again with those settings")
+    seconds = float(meta.get("snippet_seconds", m.ckpt.get("snippet_seconds") or 1.0))
+    duration = float(meta.get("duration", len(audio) * seconds))
+    labels = np.zeros(len(m.ckpt["classes"]), np.float32)  # unknown: not used to predict
+    return _Item(Video(vid, audio, visual, labels), Timing(seconds), duration)
+
+
+def _localize(todo: list[str], fdir: Path, out: Path, sources: dict[str, str], m: TunedModel,
+              summary: BatchSummary, failed: dict[str, str], progress: bool) -> None:
+    """Run the model over `todo` a chunk at a time; write each video's CAS file at once."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="localize", unit="video", disable=not progress or not todo,
+               file=sys.stderr)
+    for start in range(0, len(todo), CHUNK):
+        items = []
+        for vid in todo[start:start + CHUNK]:
+            try:
+                items.append(_load(fdir / f"{vid}.npz", vid, m))
+            except AvlocError as e:  # one bad file must not stop the batch
+                failed[vid] = str(e)
+                tqdm.write(f"skipped: {e}", file=sys.stderr)
+        preds = predict(m.model, [it.video for it in items], amp=m.cfg.train.amp)
+        for it, pred in zip(items, preds, strict=True):
+            meta = {"task": m.ckpt["task"], "checkpoint": m.id, "source": sources[pred.vid]}
+            rec = record_from_prediction(pred, m.ckpt["classes"], it.timing, it.duration, meta)
+            write_cas(cas_path(out, pred.vid), rec)
+            summary.localized.append(pred.vid)
+        bar.update(len(todo[start:start + CHUNK]))
+    bar.close()
+
+
+def _finished_records(out: Path, sources: dict[str, str], summary: BatchSummary,
+                      failed: dict[str, str]) -> Iterator[CasRecord]:
+    """The CAS records of every finished video, read back one at a time (a file broken
+    since it was written is reported like a failed video)."""
+    done = set(summary.localized) | set(summary.done_before)
+    for vid in sources:
+        if vid in done:
+            try:
+                yield read_cas(cas_path(out, vid))
+            except AvlocError as e:
+                failed[vid] = f"{e}; delete it to localize the video again"
+
+
+def one_video_files(summary: BatchSummary, vid: str) -> tuple[Localization, Path, Path]:
+    """What `avloc localize VIDEO` wrote before batches, beside the batch's files:
+    OUT/<video>_segments.json (ActivityNet results format) and OUT/<video>_cas.png."""
+    from avloc.anet_json import results_json
+    from avloc.io import write_json_atomic
+
+    assert summary.model is not None
+    loc = localization(read_cas(cas_path(summary.out, vid)), summary.model)
+    seg = summary.out / f"{vid}_segments.json"
+    write_json_atomic(seg, results_json({vid: loc.segments}))
+    return loc, seg, timeline_figure(loc, summary.out / f"{vid}_cas.png")
 
 
 def format_segments(loc: Localization) -> str:

@@ -1,7 +1,7 @@
 """The `avloc` command, in argparse: `build_parser` gathers the commands, `main` runs one.
 
-- cli/runs.py    train, eval, demo, reproduce, plot, localize (train or use a model)
-- cli/files.py   score, extract, data (results files, videos, datasets; no model)
+- cli/runs.py    train, eval, tune, demo, reproduce, plot, localize (train or use a model)
+- cli/files.py   score, extract, view, data (results files, videos, datasets; no model)
 - cli/flags.py   what their parsers share: the flags several commands take
 
 Each command is declared by `add_<command>(subparsers)` right beside `cmd_<command>(args)`,
@@ -26,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (runs.add_train, runs.add_eval, runs.add_demo, files.add_score,
+    for add in (runs.add_train, runs.add_eval, runs.add_tune, runs.add_demo, files.add_score,
                 runs.add_reproduce, runs.add_plot, files.add_extract, runs.add_localize,
-                files.add_data):
+                files.add_view, files.add_data):
         add(sub)
     return parser
 

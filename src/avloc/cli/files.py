@@ -79,6 +79,33 @@ def add_extract(sub: flags.Commands) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def cmd_view(args: argparse.Namespace) -> None:
+    """Write OUT/view/index.html, a static report of a localization output folder (`avloc
+    localize` or `avloc eval --out`) that opens from disk, with no server and no network:
+    a sortable, filterable index of the videos (by class, score and, with ground truth,
+    error type) with per-class AP, and per video its player (when the file is found)
+    above synchronized tracks: ground truth, predicted segments and scores, the top
+    classes' activation and mu. Ground truth: --gt, else OUT/ground_truth.json if there."""
+    from avloc.view import build_view
+
+    path, n = build_view(args.folder, args.gt, args.videos, args.tiou)
+    print(f"wrote {path} ({n} videos); open it in a browser")
+
+
+def add_view(sub: flags.Commands) -> None:
+    p = flags.command(sub, "view", "an HTML report of localization results (static, offline)",
+                      cmd_view, epilog="""examples:
+  avloc view loc/ --videos videos/                        # after avloc localize videos/ --out loc/
+  avloc eval runs/anet --data ANET_DIR --out ev/ && avloc view ev/   # with its ground truth""")
+    p.add_argument("folder", metavar="OUT", help="output folder of avloc localize or eval --out")
+    p.add_argument("--gt", help="ground-truth JSON, ActivityNet format (default: "
+                   "OUT/ground_truth.json when there)")
+    p.add_argument("--videos", metavar="VIDEO_DIR", help="folder of the video files, matched by "
+                   "id (default: the files avloc localize read, where they still are)")
+    p.add_argument("--tiou", default=EvalConfig.tiou,
+                   help=f"tIoU thresholds of the per-class AP (default {EvalConfig.tiou})")
+
+
 def cmd_data_convert(args: argparse.Namespace) -> None:
     """Read AVE, ActivityNet 1.2 (W-TALC) or synthetic data and write the generic layout:
     OUT/features/<vid>.npz + annotations.json."""

