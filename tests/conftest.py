@@ -37,7 +37,13 @@ def thumos_dir() -> Path:
     return _shared("thumos14")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def llp_dir() -> Path:
+    """The real LLP annotation CSVs (AVVP-ECCV20's data/; no features)."""
+    return _shared("llp")
+
+
+@pytest.fixture(scope="module")
 def real_video() -> Path:
     """A real 10-second AudioSet clip (speech and a dog)."""
     return _shared("video") / "BjCEufrlXm4.mp4"

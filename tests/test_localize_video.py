@@ -104,3 +104,71 @@ def test_backend_mismatch_and_unrecorded_extractors_are_clear_errors(run_dir, re
 
     with pytest.raises(AvlocError, match="records no feature extractors"):
         localize_video(real_video, tmp_path / "synth")
+
+
+# ---- a parsing model (LLP): audio and visual event tracks ---------------------------------------
+def write_llp_extract(root, audio, visual, extractors, n=24):
+    """An LLP folder (AVVP CSVs + features/<clip>.npz, as `avloc extract` writes them):
+    noisy copies of the real clip labelled, as in LLP, Speech and Dog (heard; the dog also
+    seen), and noise clips labelled Car."""
+    from avloc.extract.store import write_features
+
+    rng = np.random.default_rng(0)
+    (root / "features").mkdir(parents=True)
+    lists = {"train": [], "val": [], "test": []}
+    events = {"audio": [], "visual": []}
+    for i in range(n):
+        clip = f"clip{i:07d}_0_10"
+        copy = i % 2 == 0
+        a = audio + 0.3 * rng.standard_normal(audio.shape) if copy else rng.standard_normal(
+            audio.shape)
+        v = visual + 0.3 * rng.standard_normal(visual.shape) if copy else rng.standard_normal(
+            visual.shape)
+        write_features(root / "features" / f"{clip}.npz", a, v, dict(extractors))
+        split = "train" if i < n - 8 else ("val" if i < n - 4 else "test")
+        lists[split].append(f"{clip}\t{'Speech,Dog' if copy else 'Car'}")
+        if split != "train":
+            if copy:
+                events["audio"] += [f"{clip}\t0\t10\tSpeech", f"{clip}\t2\t8\tDog"]
+                events["visual"].append(f"{clip}\t2\t8\tDog")
+            else:
+                events["visual"].append(f"{clip}\t0\t10\tCar")
+    for split, name in (("train", "AVVP_train.csv"), ("val", "AVVP_val_pd.csv"),
+                        ("test", "AVVP_test_pd.csv")):
+        (root / name).write_text("\n".join(["filename\tevent_labels", *lists[split]]) + "\n")
+    for m, rows in events.items():
+        (root / f"AVVP_eval_{m}.csv").write_text(
+            "\n".join(["filename\tonset\toffset\tevent_labels", *rows]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def parsing_run(tmp_path_factory, real_video):
+    from avloc.extract import extract_video, make_audio_backend, make_visual_backend
+
+    audio, visual, _ = extract_video(real_video, make_audio_backend("yamnet"),
+                                     make_visual_backend("efficientnet_lite0"), 1.0, 1)
+    root = write_llp_extract(tmp_path_factory.mktemp("llp") / "data", audio[:10], visual[:10],
+                             EXTRACTORS)
+    cfg = load_config("llp", ["model.d_x=32", "train.epochs=30", "train.batch_size=8",
+                              "train.lr=3e-3", "train.progress=false"])
+    out = tmp_path_factory.mktemp("run") / "parsing"
+    train(cfg, root, out)
+    return out
+
+
+def test_localize_with_a_parsing_model_gives_audio_and_visual_tracks(parsing_run, real_video,
+                                                                      tmp_path, capsys):
+    assert main(["localize", str(real_video), "--checkpoint", str(parsing_run),
+                 "--out", str(tmp_path)]) == 0
+    events = json.loads((tmp_path / "BjCEufrlXm4_segments.json").read_text())["results"][
+        "BjCEufrlXm4"]
+    assert {e["modality"] for e in events} == {"audio", "visual"}
+    heard = {e["label"] for e in events if e["modality"] == "audio"}
+    assert {"Speech", "Dog"} <= heard and "Car" not in heard
+    for e in events:
+        assert 0 <= e["segment"][0] < e["segment"][1] <= 10
+    assert (tmp_path / "BjCEufrlXm4_cas.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "audio and visual events (thresholds: tuned on the validation split" in printed
+    assert "modality" in printed and "visual    Dog" in printed

@@ -106,6 +106,9 @@ def check_compatible(ds: Dataset, ckpt: dict[str, Any], source: str) -> None:
         )
     if list(ckpt["classes"]) != list(ds.classes):
         raise AvlocError(f"{source}: the data's class list differs from the checkpoint's")
+    task = ckpt.get("task")
+    if task and (task == "parsing") != (ds.task == "parsing"):
+        raise AvlocError(f"{source}: trained on {task} data, but the data is {ds.task} data")
 
 
 def _check_contents(ckpt: dict[str, Any], path: Path) -> None:
@@ -187,7 +190,8 @@ def model_from_checkpoint(
     except AvlocError as e:
         raise AvlocError(f"{source}: {e}") from None
     da, dv = ckpt["feature_dims"]
-    model = build_model(cfg.model, da, dv, len(ckpt["classes"])).to(DTYPES[cfg.train.dtype])
+    model = build_model(cfg.model, da, dv, len(ckpt["classes"]), cfg.loss.topk_divisor)
+    model = model.to(DTYPES[cfg.train.dtype])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:  # its first line only names the model class

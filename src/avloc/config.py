@@ -19,12 +19,16 @@ import yaml
 from avloc.errors import AvlocError, first_line
 
 PRESET_DIR = Path(__file__).parent / "configs"
+# the numbers of a parsing evaluation (avloc.metrics.parsing.METRIC_NAMES), selectable
+PARSING_METRICS = tuple(f"{level}.{name}" for level in ("segment_level", "event_level")
+                        for name in ("audio", "visual", "audio_visual", "type_av", "event_av"))
 
 
 @dataclass
 class DataConfig:
     # synthetic | ave | anet12 | generic | thumos14 (ActionFormer's JSON + <video>.npy) |
-    # thumos14_wtalc (W-TALC's Thumos14reduced .npy files)
+    # thumos14_wtalc (W-TALC's Thumos14reduced .npy files) | llp (Look, Listen and Parse:
+    # AVVP CSVs + feats/ or features/) | llp_synthetic (generated, LLP's structure)
     format: str = "synthetic"
     # AVE: 1 s; ActivityNet and THUMOS'14 in the W-TALC layout: 16 frames at 25 fps = 0.64 s
     snippet_seconds: float = 1.0
@@ -48,6 +52,13 @@ class DataConfig:
     # snippets by which a video's feature count may miss duration / snippet_seconds beyond
     # floor/ceil rounding (extractors count the last partial snippet differently)
     length_tolerance: int = 1
+    # llp (docs/datasets.md): the visual features of the release's feats/ folder to use,
+    # pooled to one per second and concatenated: res152 (2048-d, 8 fps) and/or r2plus1d_18
+    # (512-d), as the HAN baseline fuses both
+    llp_visual: str = "res152+r2plus1d_18"
+    # llp: auto (feats/ when the folder has one, else features/) | release (feats/vggish,
+    # feats/res152, feats/r2plus1d_18 .npy) | extract (features/<clip>.npz, `avloc extract`)
+    llp_features: str = "auto"
     # synthetic generator (the embedded demo dataset)
     synth_classes: int = 8
     synth_videos: int = 600  # train videos; val and test get a quarter each
@@ -76,6 +87,13 @@ class ModelConfig:
     classifier: str = "openmax"  # openmax (Eq. 5) | softmax (one FC over C + 1 classes)
     dropout: float = 0.7  # on the fused feature X_att
     leaky_slope: float = 0.01  # LeakyReLU of f_u, f_v (PyTorch default; the paper gives none)
+    # fused: one classifier on X_att (Eq. 4-5, model.classifier) | parsing: multi-label event
+    # heads on the last stage's attended audio and visual streams (LLP video parsing)
+    head: str = "fused"
+    parsing_mu: bool = True  # parsing: gate each stream's events by its foreground reliability mu
+    # parsing: attention (HAN's attentive MMIL pooling over time and modality) | topk (the
+    # paper's top-k mean over time per stream, then the max over the two streams)
+    parsing_pool: str = "attention"
 
 
 @dataclass
@@ -98,6 +116,11 @@ class LossConfig:
     pseudo_tau: float = 0.8
     # pseudo labels only among background and the video's own classes
     pseudo_video_classes: bool = True
+    # parsing head (HAN's guided learning): each stream's video-level prediction also learns
+    # the weak labels, smoothed towards 0.5 as a * y + (1 - a) / 2 (HAN: audio 1.0, visual 0.9)
+    parsing_modality_weight: float = 1.0  # 0: only the fused video-level prediction learns
+    parsing_smooth_audio: float = 1.0
+    parsing_smooth_visual: float = 0.9
 
 
 @dataclass
@@ -115,7 +138,9 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validations
     checkpoint_every: int = 0  # also save last.pt every N steps inside an epoch (0 = per epoch)
     finite_check_every: int = 50  # CUDA: steps between NaN/Inf checks (each one syncs); CPU: 1
-    select_metric: str = "auto"  # accuracy (event) | average_mAP (action) | auto
+    # accuracy (event) | average_mAP (action) | LEVEL.NAME (parsing, e.g. segment_level.type_av,
+    # the official code's choice) | auto
+    select_metric: str = "auto"
     # progress bars on a terminal; when stdout or stderr is not one (a log file, a cluster
     # job), no bars: a line per epoch and, inside long epochs, one every progress_minutes
     progress: bool = True
@@ -139,6 +164,14 @@ class LocalizeConfig:
     min_snippets: int = 2  # drop runs shorter than this (W-TALC: 2 snippets = 1.28 s on ANet)
     score_weight: float = 0.7  # segment score = max activation inside + weight * video class score
     nms_iou: float = 0.0  # 0 = no NMS; else suppress same-class segments with tIoU above this
+    # parsing (LLP): an event is in segment t of a modality when the video-level probability
+    # >= parsing_video_threshold and the stream's probability at t >= its threshold (official:
+    # 0.5 each). parsing_tune: choose the three on the validation split (its selection
+    # metric) for the final scores, `avloc eval` and `avloc localize`; never on test
+    parsing_video_threshold: float = 0.5
+    parsing_audio_threshold: float = 0.5
+    parsing_visual_threshold: float = 0.5
+    parsing_tune: bool = True
 
 
 @dataclass
@@ -167,7 +200,8 @@ class Config:
 
 
 CHOICES = {
-    "data.format": ("synthetic", "ave", "anet12", "generic", "thumos14", "thumos14_wtalc"),
+    "data.format": ("synthetic", "ave", "anet12", "generic", "thumos14", "thumos14_wtalc", "llp",
+                    "llp_synthetic"),
     "data.batching": ("pad", "bucket", "shortest"),
     "train.dtype": ("float32", "float64"),
     "data.synth_events": ("uniform", "ave"),
@@ -175,8 +209,12 @@ CHOICES = {
     "model.modality": ("av", "audio", "visual"),
     "model.attention": ("efficient", "explicit"),
     "model.classifier": ("openmax", "softmax"),
+    "model.head": ("fused", "parsing"),
+    "model.parsing_pool": ("attention", "topk"),
+    "data.llp_visual": ("res152+r2plus1d_18", "res152", "r2plus1d_18"),
+    "data.llp_features": ("auto", "release", "extract"),
     "loss.casl_scores": ("prob", "logit"),
-    "train.select_metric": ("auto", "accuracy", "average_mAP"),
+    "train.select_metric": ("auto", "accuracy", "average_mAP", *PARSING_METRICS),
     "localize.class_filter": ("mean", "none"),
     "eval.ties": ("official", "stable"),
 }
@@ -248,6 +286,17 @@ def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
           "B must be even and >= 0")
     _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",
           lo.pseudo_neighbors, "N must be even and >= 0")
+    _check_parsing(m, lo)
+
+
+def _check_parsing(m: ModelConfig, lo: LossConfig) -> None:
+    _need(m.head == "fused" or m.parsing_mu or lo.beta == 0, "loss.beta", lo.beta,
+          "the foreground continuity loss needs each stream's foreground reliability; set "
+          "loss.beta=0 with model.parsing_mu=false")
+    _at_least("loss", lo, {"parsing_modality_weight": 0})
+    for name in ("parsing_smooth_audio", "parsing_smooth_visual"):
+        value = getattr(lo, name)
+        _need(0 <= value <= 1, f"loss.{name}", value, "must be in [0, 1]")
 
 
 def _check_train(t: TrainConfig) -> None:
@@ -263,6 +312,10 @@ def _check_localize(c: LocalizeConfig) -> None:
           "must be in [0, 1)")
     _need(0 <= c.nms_iou < 1, "localize.nms_iou", c.nms_iou, "must be in [0, 1)")
     _at_least("localize", c, {"act_threshold_step": 0, "smooth": 1, "min_snippets": 1})
+    for name in ("parsing_video_threshold", "parsing_audio_threshold",
+                 "parsing_visual_threshold"):
+        value = getattr(c, name)
+        _need(0 < value <= 1, f"localize.{name}", value, "must be in (0, 1]")
 
 
 def _parse_value(text: str) -> Any:

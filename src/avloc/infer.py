@@ -4,7 +4,9 @@ The checkpoint records how its training features were made (`avloc extract` back
 and snippet grid, see `Dataset.extractors`); videos are extracted the same way, run
 through the model, and turned into segments: runs of argmax classes for event models
 (AVE-style), the W-TALC two-stage thresholding for action models (with the run's tuned
-settings when `avloc tune` wrote them, avloc.tune).
+settings when `avloc tune` wrote them, avloc.tune), audio and visual event tracks for
+parsing models (LLP-style; each segment then has a "modality", and the thresholds are
+those the run tuned on validation).
 
 `localize_video` does one video in memory. `localize_batch` does any number into an
 output folder (avloc.results): features cached by `avloc extract`'s own code and rules
@@ -51,6 +53,8 @@ class Localization:
     snippet_seconds: float
     duration: float
     classes: list[str]
+    task: str = "event"  # the checkpoint's: event | action | parsing
+    thresholds: str = ""  # parsing: where the thresholds come from
 
 
 def recorded_extractors(ckpt: dict[str, Any], source: str) -> dict[str, Any]:
@@ -107,9 +111,10 @@ def localize_video(
 
 def localization(rec: CasRecord, m: TunedModel) -> Localization:
     """A video's outputs and segments as `format_segments` and `timeline_figure` take them."""
-    return Localization(rec.vid, VideoPrediction(rec.vid, rec.p, rec.mu),
-                        segments_of(rec, m.ckpt["task"], m.cfg), rec.timing.seconds,
-                        rec.duration, rec.classes)
+    pred = VideoPrediction(rec.vid, rec.p, rec.mu, rec.audio, rec.visual, rec.video)
+    return Localization(rec.vid, pred, segments_of(rec, m.ckpt["task"], m.cfg),
+                        rec.timing.seconds, rec.duration, rec.classes, m.ckpt["task"],
+                        m.thresholds)
 
 
 @dataclass
@@ -285,19 +290,30 @@ def one_video_files(summary: BatchSummary, vid: str) -> tuple[Localization, Path
 
 
 def format_segments(loc: Localization) -> str:
+    parsing = loc.task == "parsing"
     lines = [f"{loc.vid}: {loc.duration:.2f} s, {len(loc.prediction.p)} snippets of "
-             f"{loc.snippet_seconds:g} s, {len(loc.segments)} segments",
-             f"{'start (s)':>9} {'end (s)':>8} {'score':>6}  label"]
+             f"{loc.snippet_seconds:g} s, {len(loc.segments)} "
+             + (f"audio and visual events (thresholds: {loc.thresholds})" if parsing
+                else "segments"),
+             f"{'start (s)':>9} {'end (s)':>8} {'score':>6}  " + ("modality  " if parsing else "")
+             + "label"]
     for s in loc.segments:
         start, end = s["segment"]
-        lines.append(f"{start:>9.2f} {end:>8.2f} {s['score']:>6.3f}  {s['label']}")
+        modality = f"{s['modality']:<8}  " if parsing else ""
+        lines.append(f"{start:>9.2f} {end:>8.2f} {s['score']:>6.3f}  {modality}{s['label']}")
     return "\n".join(lines)
 
 
 def timeline_figure(loc: Localization, out: str | Path, max_classes: int = 6) -> Path:
     """Predicted segments, the class activation sequence of the top classes (rows, darker =
-    higher) and mu over the video's timeline in seconds."""
+    higher) and mu over the video's timeline in seconds; a parsing model's audio and visual
+    event tracks."""
     from avloc.report.figures import _figure, save
+
+    if loc.task == "parsing":
+        from avloc.report.parsing_figures import localize_figure
+
+        return localize_figure(loc, out)
 
     cas = loc.prediction.cas  # (T, C)
     top = np.argsort(-cas.max(axis=0), kind="stable")[:max_classes]  # strongest classes

@@ -5,6 +5,9 @@ References
   Roy-Chowdhury, "W-TALC: Weakly-supervised temporal activity localization and
   classification", ECCV 2018.
 - Foreground continuity (Eq. 6-8) and pseudo localization (Eq. 9): the paper, Sec. 3.3.
+- The parsing losses (`parsing_*`, LLP): multi-label MIL with HAN's guided per-modality
+  learning and label smoothing (Tian, Li and Xu, ECCV 2020), and Eq. 6-9 carried over to
+  each stream's multi-label probabilities.
 
 Every loss takes the model outputs for a padded batch and `mask` (B, L), True on real
 snippets; padded snippets contribute nothing. Losses are means over videos. Inputs:
@@ -222,7 +225,90 @@ def total_loss(
     return loss, parts
 
 
+# ---- audio-visual video parsing (model.head=parsing) ----------------------------------------
+# Inputs: the parsing head's outputs (model.AVLocModel.parse): frame (B, L, M, C) per-segment
+# event probabilities of M streams (audio, visual; one for uni-modal models), mu (B, L, M),
+# video (B, C) and stream (B, M, C) video-level probabilities; labels (B, C) the weak labels.
+def _bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of probabilities, clamped as HAN clamps them (1e-7)."""
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(target * p.log() + (1 - target) * (1 - p).log())
+
+
+def parsing_mil_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, cfg: LossConfig
+                     ) -> torch.Tensor:
+    """Multi-label MIL on the weak labels: BCE of the video-level probabilities pooled over
+    time and modality, plus, with two streams, HAN's guided learning: each stream's own
+    video-level probabilities learn the labels smoothed towards 0.5 (a y + (1 - a) / 2;
+    HAN: a = 1 for audio, 0.9 for visual, since a labelled event is more often heard than
+    seen), weighted by loss.parsing_modality_weight. Means over classes and videos."""
+    loss = _bce(out["video"], labels).mean()
+    stream = out["stream"]  # (B, M, C)
+    if stream.shape[1] == 2 and cfg.parsing_modality_weight:
+        for m, a in enumerate((cfg.parsing_smooth_audio, cfg.parsing_smooth_visual)):
+            target = a * labels + (1 - a) * 0.5  # (B, C)
+            loss = loss + cfg.parsing_modality_weight * _bce(stream[:, m], target).mean()
+    return loss
+
+
+def parsing_continuity_loss(out: dict[str, torch.Tensor], mask: torch.Tensor,
+                            labels: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """Eq. 6-8 on each stream: mu agrees with its Gaussian-smoothed self and with the
+    smoothed probability of the video's likeliest labelled event there (c-hat per segment);
+    a video without labels has only the first term. The mean over streams."""
+    taps = gaussian_window(cfg.cont_window + 1, cfg.cont_sigma, mask.device)
+    has_class = (labels.sum(1) > 0).float()[:, None]  # (B, 1)
+    frame, mu = out["frame"], out["mu"]  # (B, L, M, C), (B, L, M)
+    mu_ag = temporal_smooth(mu, mask, taps)  # (B, L, M) Eq. 6
+    p_hat = frame.masked_fill(labels[:, None, None, :] == 0, 0.0).amax(-1)  # (B, L, M)
+    mu_sp = temporal_smooth(p_hat, mask, taps)  # (B, L, M) Eq. 7
+    per = (mu - mu_ag).abs() + has_class[..., None] * (mu - mu_sp).abs()  # (B, L, M) Eq. 8
+    return _video_mean(per.mean(-1), mask)
+
+
+def parsing_pseudo_loss(out: dict[str, torch.Tensor], mask: torch.Tensor,
+                        labels: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """Eq. 9 on each stream's multi-label probabilities: q = the mean of p over a segment
+    and its N neighbours (no gradient); for each of the video's labels, a segment with
+    q >= tau is a pseudo positive, one with q <= 1 - tau a pseudo negative (the event is not
+    there in this modality), others are left out; BCE of p against them. Per video the sum
+    over segments, streams and labels over L x M x (labels), then the mean over videos."""
+    frame = out["frame"]  # (B, L, M, C)
+    B, L, M, C = frame.shape
+    with torch.no_grad():
+        box = torch.ones(cfg.pseudo_neighbors + 1, device=frame.device, dtype=torch.float64)
+        q = temporal_smooth(frame.reshape(B, L, M * C), mask, box).reshape(B, L, M, C)
+        own = (labels > 0)[:, None, None, :] & mask[:, :, None, None]  # (B, L, 1, C)
+        pos, neg = (q >= cfg.pseudo_tau) & own, (q <= 1 - cfg.pseudo_tau) & own
+    bce = _bce(frame, pos.to(frame.dtype))  # (B, L, M, C)
+    per_video = (bce * (pos | neg)).sum(dim=(1, 2, 3))  # (B,)
+    norm = mask.sum(1) * M * labels.sum(1).clamp(min=1)  # (B,)
+    return (per_video / norm.clamp(min=1)).mean()
+
+
+def parsing_total_loss(
+    out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
+    casl_classes: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+    """Eq. 10 for the parsing head: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu with
+    the parsing forms above; L_cas compares the concatenated streams, attended over time by
+    the log of each event's probability in either stream. A weight of 0 skips a term."""
+    parts: dict[str, torch.Tensor] = {"mil": parsing_mil_loss(out, labels, cfg)}
+    if cfg.alpha:
+        either = out["frame"].amax(dim=2).clamp(min=1e-7).log()  # (B, L, C)
+        parts["cas"] = casl_loss(out["feat"], either, mask, labels, cfg.casl_margin,
+                                 casl_classes)
+    if cfg.beta:
+        parts["cont"] = parsing_continuity_loss(out, mask, labels, cfg)
+    if cfg.gamma:
+        parts["pseu"] = parsing_pseudo_loss(out, mask, labels, cfg)
+    weights = {"mil": 1.0, "cas": cfg.alpha, "cont": cfg.beta, "pseu": cfg.gamma}
+    loss = sum(weights[name] * value for name, value in parts.items())
+    return loss, parts
+
+
 __all__ = [
     "mil_loss", "casl_loss", "foreground_continuity_loss", "pseudo_localization_loss",
     "total_loss", "gaussian_window", "temporal_smooth", "pseudo_labels", "topk_pool_log",
+    "parsing_mil_loss", "parsing_continuity_loss", "parsing_pseudo_loss", "parsing_total_loss",
 ]

@@ -5,6 +5,9 @@ References
   localization", Sec. 3.1 (Eq. 1-4) and Sec. 3.2 (Eq. 5).
 - Dense skip connections: Huang et al., "Densely connected convolutional networks", 2017.
 - Open set recognition: Bendale & Boult, "Towards open set deep networks", 2016.
+- Audio-visual video parsing (the parsing head): Tian, Li and Xu, "Unified Multisensory
+  Perception: Weakly-Supervised Audio-Visual Video Parsing", ECCV 2020 (HAN, its attentive
+  MMIL pooling over time and modality).
 
 Notation: B videos, L snippets, d_x embedding size, C action classes. The paper
 writes features as columns (d x L); here they are rows, (B, L, d), so Eq. 1's
@@ -111,6 +114,13 @@ class MultiStageCrossAttention(nn.Module):
     def forward(
         self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x_u, x_v, attn = self.streams(xu, xv, mask, return_attention)
+        return torch.cat([x_u, x_v], dim=-1), attn  # (B, L, 2d) Eq. 4
+
+    def streams(
+        self, xu: torch.Tensor, xv: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Eq. 3 alone: the last stage's attended audio and visual streams, before Eq. 4."""
         x_u, x_v = xu, xv  # X_att^(0) = X (Eq. 3)
         sum_u, sum_v = xu, xv  # the dense skips sum_{i<t} X_att^(i), kept as running sums
         attn = None
@@ -121,7 +131,7 @@ class MultiStageCrossAttention(nn.Module):
             x_v = torch.tanh(sum_v + att_v)  # (B, L, d)
             if not last:
                 sum_u, sum_v = sum_u + x_u, sum_v + x_v
-        return torch.cat([x_u, x_v], dim=-1), attn  # (B, L, 2d) Eq. 4
+        return x_u, x_v, attn  # (B, L, d) X_att,u^(t_e), X_att,v^(t_e)
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # setting train.dtype
@@ -144,19 +154,85 @@ def openmax_probs(h: torch.Tensor, mu_logit: torch.Tensor) -> tuple[torch.Tensor
     return torch.cat([log_bg[..., None], log_ac], dim=-1), log_mu.exp()
 
 
+class StreamHead(nn.Module):
+    """The parsing head of one modality's stream: which events occur in each segment.
+
+    Multi-label, so each class gets a sigmoid, not Eq. 5's soft-max over classes; Eq. 5's
+    foreground reliability carries over as a class-agnostic gate (`parsing_mu`):
+    p(c) = mu * sigmoid(h(c)), with 1 - mu the probability that nothing happens in this
+    modality here. With attentive pooling, two more layers give HAN's per-class attention
+    logits over time and over modality.
+    """
+
+    def __init__(self, d: int, num_classes: int, mu: bool, attention: bool):
+        super().__init__()
+        self.events = nn.Linear(d, num_classes)  # h: C event logits
+        self.fg = nn.Linear(d, 1) if mu else None  # mu: foreground reliability
+        self.time_att = nn.Linear(d, num_classes) if attention else None
+        self.modality_att = nn.Linear(d, num_classes) if attention else None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x (B, L, d) -> p (B, L, C), mu (B, L) and, when attentive, logits (B, L, C)."""
+        h = self.events(x).float()  # (B, L, C) float32 even under bf16 autocast
+        mu = torch.sigmoid(self.fg(x)[..., 0].float()) if self.fg is not None else None  # (B, L)
+        p = torch.sigmoid(h) * (mu[..., None] if mu is not None else 1.0)  # (B, L, C)
+        out = {"p": p, "mu": mu if mu is not None else p.amax(-1)}
+        if self.time_att is not None:
+            out["time_att"] = self.time_att(x).float()  # (B, L, C)
+            out["modality_att"] = self.modality_att(x).float()  # (B, L, C)
+        return out
+
+
+def parsing_pool(
+    heads: list[dict[str, torch.Tensor]], mask: torch.Tensor, pool: str, topk_divisor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-segment probabilities of M streams -> (video (B, C), per stream (B, M, C)).
+
+    attention (HAN): per stream and class a soft-max over real segments of its attention
+    logits weights p; the stream's video-level probability is that weighted sum, and the
+    video's is their mix by a per-segment soft-max over the streams. topk (the paper's
+    MIL): each stream's mean of its top k = ceil(L / divisor) segments, then the max over
+    streams (an event is in the video when it is heard or seen).
+    """
+    p = torch.stack([h["p"] for h in heads], dim=2)  # (B, L, M, C)
+    real = mask[:, :, None, None]  # (B, L, 1, 1)
+    if pool == "attention":
+        t_logit = torch.stack([h["time_att"] for h in heads], dim=2)  # (B, L, M, C)
+        t_att = t_logit.masked_fill(~real, NEG_INF).softmax(dim=1)  # (B, L, M, C) over time
+        m_att = torch.stack([h["modality_att"] for h in heads], dim=2).softmax(dim=2)
+        weighted = t_att * p  # (B, L, M, C)
+        return (weighted * m_att).sum(dim=(1, 2)), weighted.sum(dim=1)  # (B, C), (B, M, C)
+    k = topk_count(mask.sum(1), topk_divisor)  # (B,)
+    top = p.masked_fill(~real, -1.0).sort(dim=1, descending=True).values  # (B, L, M, C)
+    rank = torch.arange(p.shape[1], device=p.device)[None, :, None, None]  # (1, L, 1, 1)
+    keep = rank < k[:, None, None, None]  # (B, L, 1, 1)
+    per_stream = (top * keep).sum(1) / k[:, None, None]  # (B, M, C)
+    return per_stream.amax(dim=1), per_stream
+
+
 class AVLocModel(nn.Module):
     """Embeddings (f_u, f_v) -> fusion (0..t_e cross-attention stages) -> classifier."""
 
-    def __init__(self, cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int):
+    def __init__(self, cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int,
+                 topk_divisor: int = 8):
+        """topk_divisor: the parsing head's top-k pooling (loss.topk_divisor of the run)."""
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
+        self.topk_divisor = topk_divisor
         self.f_u = nn.Linear(audio_dim, cfg.d_x) if cfg.modality in ("av", "audio") else None
         self.f_v = nn.Linear(visual_dim, cfg.d_x) if cfg.modality in ("av", "visual") else None
         self.fusion = MultiStageCrossAttention(cfg) if cfg.stages > 0 else None
         fused = 2 * cfg.d_x if cfg.modality == "av" else cfg.d_x
         self.dropout = nn.Dropout(cfg.dropout)
-        if cfg.classifier == "openmax":
+        self.stream_heads = None
+        if cfg.head == "parsing":  # one head per stream; a uni-modal model has one stream
+            streams = 2 if cfg.modality == "av" else 1
+            self.stream_heads = nn.ModuleList(
+                StreamHead(cfg.d_x, num_classes, cfg.parsing_mu, cfg.parsing_pool == "attention")
+                for _ in range(streams))
+            self.action_head = self.fg_head = None
+        elif cfg.classifier == "openmax":
             self.action_head = nn.Linear(fused, num_classes)  # h: C action classes
             self.fg_head = nn.Linear(fused, 1)  # mu: foreground reliability
         else:
@@ -187,6 +263,8 @@ class AVLocModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """audio (B, L, D_a), visual (B, L, D_v), mask (B, L) bool -> per-snippet outputs.
 
+        The parsing head (`model.head=parsing`) returns `parse`'s outputs instead.
+
         Returns a dict with
           log_p  (B, L, C+1)  log open-max (or soft-max) probabilities, index 0 = background
           mu     (B, L)       foreground reliability (1 - p_bg for the soft-max classifier)
@@ -194,6 +272,8 @@ class AVLocModel(nn.Module):
           feat   (B, L, F)    the fused feature after dropout (what CASL compares)
           attn   (B, L, L)    only with return_attention: last stage's audio attention A_u
         """
+        if self.stream_heads is not None:
+            return self.parse(audio, visual, mask, return_attention)
         xs = self.embed(audio, visual)
         attn = None
         if self.fusion is not None:
@@ -216,15 +296,52 @@ class AVLocModel(nn.Module):
             out["attn"] = attn
         return out
 
+    def parse(
+        self, audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor,
+        return_attention: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """The parsing head: audio events from the attended audio stream, visual events from
+        the attended visual stream (Eq. 3 without Eq. 4's concatenation; 0 stages: the
+        embeddings X_u, X_v themselves). M = 2 streams, or 1 for a uni-modal model, whose
+        one stream stands for both modalities (`predict` copies it).
 
-def build_model(cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int) -> AVLocModel:
-    """The model for features of these sizes; audio_dim 0 (no audio) only for visual-only."""
+        Returns a dict with
+          frame  (B, L, M, C)  per-segment event probabilities of each stream
+          mu     (B, L, M)     each stream's foreground reliability (max_c p without mu)
+          video  (B, C)        video-level event probabilities, pooled over time and streams
+          stream (B, M, C)     each stream's video-level probabilities (pooled over time)
+          feat   (B, L, M d)   the streams after dropout, concatenated (what CASL compares)
+          attn   (B, L, L)     only with return_attention: last stage's audio attention A_u
+        """
+        xs = self.embed(audio, visual)
+        attn = None
+        if self.fusion is not None:
+            x_u, x_v, attn = self.fusion.streams(xs[0], xs[1], mask, return_attention)
+            xs = [x_u, x_v]  # (B, L, d) each
+        xs = [self.dropout(x) for x in xs]
+        heads = [head(x) for head, x in zip(self.stream_heads, xs, strict=True)]
+        video, stream = parsing_pool(heads, mask, self.cfg.parsing_pool, self.topk_divisor)
+        out = {
+            "frame": torch.stack([h["p"] for h in heads], dim=2),  # (B, L, M, C)
+            "mu": torch.stack([h["mu"] for h in heads], dim=2),  # (B, L, M)
+            "video": video, "stream": stream, "feat": torch.cat(xs, dim=-1),
+        }
+        if attn is not None:
+            out["attn"] = attn
+        return out
+
+
+def build_model(
+    cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int, topk_divisor: int = 8
+) -> AVLocModel:
+    """The model for features of these sizes; audio_dim 0 (no audio) only for visual-only.
+    topk_divisor: loss.topk_divisor, for the parsing head's top-k pooling."""
     for name, dim, used in (("audio", audio_dim, ("av", "audio")),
                             ("visual", visual_dim, ("av", "visual"))):
         if cfg.modality in used and dim < 1:
             raise AvlocError(f"setting model.modality={cfg.modality}: the features have no "
                              f"{name} (D = {dim}); use model.modality=visual model.stages=0")
-    return AVLocModel(cfg, audio_dim, visual_dim, num_classes)
+    return AVLocModel(cfg, audio_dim, visual_dim, num_classes, topk_divisor)
 
 
 def topk_count(lengths: torch.Tensor, divisor: int) -> torch.Tensor:
@@ -255,6 +372,9 @@ def count_flops(
     fusion = cfg.stages * (2 * L * d * d + 2 * (4 * L * L * d))
     fused = 2 * d if cfg.modality == "av" else d
     head = 2 * L * fused * (num_classes + 1)
+    if cfg.head == "parsing":  # per stream: events, mu and, attentive, two attention layers
+        outputs = num_classes * (3 if cfg.parsing_pool == "attention" else 1) + cfg.parsing_mu
+        head = 2 * L * fused * outputs
     if backward:
         return int(2 * embed + 3 * (fusion + head))
     return int(embed + fusion + head)

@@ -16,8 +16,16 @@ from avloc.model import AVLocModel
 @dataclass
 class VideoPrediction:
     vid: str
-    p: np.ndarray  # (T, C+1) open-max probabilities, index 0 = background
-    mu: np.ndarray  # (T,) foreground reliability
+    # (T, C+1) open-max probabilities, index 0 = background. Parsing models: column c + 1 is
+    # the probability of event c in either modality (the larger), column 0 its complement
+    p: np.ndarray
+    mu: np.ndarray  # (T,) foreground reliability (parsing: the larger of the two streams')
+    # parsing models only (model.head=parsing): per-segment probabilities that each event is
+    # heard (audio) and seen (visual), (T, C) each, and video-level probabilities (C,). A
+    # uni-modal model's one stream stands for both modalities
+    audio: np.ndarray | None = None
+    visual: np.ndarray | None = None
+    video: np.ndarray | None = None
 
     @property
     def cas(self) -> np.ndarray:
@@ -46,9 +54,25 @@ def predict(
         batch = collate([videos[i] for i in idx]).to(dev, next(model.parameters()).dtype)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             out = model(batch.audio, batch.visual, batch.mask)
+        if "video" in out:  # the parsing head
+            for j, i in enumerate(idx):
+                results[i] = _parsing_prediction(videos[i], out, j)
+            continue
         p = out["log_p"].float().exp().cpu().numpy()  # (B, L, C+1)
         mu = out["mu"].float().cpu().numpy()  # (B, L)
         for j, i in enumerate(idx):
             n = videos[i].length
             results[i] = VideoPrediction(videos[i].vid, p[j, :n], mu[j, :n])
     return [results[i] for i in range(len(videos))]
+
+
+def _parsing_prediction(video: Video, out: dict[str, torch.Tensor], j: int) -> VideoPrediction:
+    """Video j of a parsing batch, cut to its length; one stream stands for both modalities."""
+    n = video.length
+    frame = out["frame"][j, :n].float().cpu().numpy()  # (T, M, C)
+    audio, visual = frame[:, 0], frame[:, -1]  # (T, C) each; the same stream when M = 1
+    either = np.maximum(audio, visual)  # (T, C)
+    p = np.concatenate([1 - either.max(axis=1, keepdims=True), either], axis=1)  # (T, C+1)
+    mu = out["mu"][j, :n].float().amax(dim=-1).cpu().numpy()  # (T,)
+    video_p = out["video"][j].float().cpu().numpy()  # (C,)
+    return VideoPrediction(video.vid, p, mu, audio, visual, video_p)

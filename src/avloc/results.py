@@ -12,6 +12,11 @@ A CAS file holds, with no pickle (np.load(..., allow_pickle=False) reads it):
     classes     (C,)   str      class names, in the columns' order
     meta        JSON string: video, duration, snippet_seconds, offset, task, checkpoint
                 (its checksum: which model made the file), source, format_version
+and, from a parsing model (LLP) only:
+    audio       (T, C) float32  probability that each event is heard in each segment
+    visual      (T, C) float32  probability that each event is seen in each segment
+    video       (C,)   float32  video-level probability of each event
+(`cas` is then the larger of audio and visual.)
 
 Segments are always made from these files (`segments_of`), so results.json follows the
 post-processing settings of the moment (e.g. tuned ones) without running the model again.
@@ -37,6 +42,7 @@ CAS_DIR = "cas"
 RESULTS_FILE = "results.json"
 GROUND_TRUTH_FILE = "ground_truth.json"
 FORMAT_VERSION = 1
+PARSING_TRACKS = ("audio", "visual", "video")
 
 
 @dataclass
@@ -51,11 +57,19 @@ class CasRecord:
     timing: Timing
     duration: float  # seconds
     meta: dict[str, Any]
+    audio: np.ndarray | None = None  # parsing models: (T, C) heard
+    visual: np.ndarray | None = None  # (T, C) seen
+    video: np.ndarray | None = None  # (C,) video level
 
     @property
     def p(self) -> np.ndarray:
         """(T, C+1) the model's open-max probabilities, background first."""
         return np.concatenate([self.background[:, None], self.cas], axis=1)
+
+    def tracks(self) -> dict[str, np.ndarray]:
+        """The parsing outputs this record holds (none for event and action models)."""
+        found = {"audio": self.audio, "visual": self.visual, "video": self.video}
+        return {k: v for k, v in found.items() if v is not None}
 
     @property
     def times(self) -> np.ndarray:
@@ -73,10 +87,11 @@ def write_cas(path: Path, rec: CasRecord) -> None:
     meta = {**rec.meta, "video": rec.vid, "duration": float(rec.duration),
             "snippet_seconds": rec.timing.seconds, "offset": rec.timing.offset,
             "format_version": FORMAT_VERSION}
+    tracks = {k: np.asarray(v, np.float32) for k, v in rec.tracks().items()}
     with atomic_open(path, "wb") as f:
         np.savez(f, cas=rec.cas.astype(np.float32), background=rec.background.astype(np.float32),
                  mu=rec.mu.astype(np.float32), times=rec.times, classes=np.array(rec.classes),
-                 meta=np.array(json.dumps(meta, sort_keys=True)))
+                 meta=np.array(json.dumps(meta, sort_keys=True)), **tracks)
 
 
 def read_cas(path: str | Path) -> CasRecord:
@@ -85,6 +100,7 @@ def read_cas(path: str | Path) -> CasRecord:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("cas", "background", "mu", "classes", "meta")}
+            tracks = {k: z[k] for k in PARSING_TRACKS if k in z.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise AvlocError(f"{path}: not a readable CAS file ({type(e).__name__}: {e})") from None
     try:
@@ -99,9 +115,14 @@ def read_cas(path: str | Path) -> CasRecord:
     if cas.ndim != 2 or cas.shape[1] != len(classes) or bg.shape != t or mu.shape != t:
         raise AvlocError(f"{path}: cas {cas.shape}, background {bg.shape}, mu {mu.shape} and "
                          f"{len(classes)} classes do not fit together")
-    if not (np.isfinite(cas).all() and np.isfinite(bg).all() and np.isfinite(mu).all()):
+    if set(tracks) not in (set(), set(PARSING_TRACKS)) or any(
+            tracks[k].shape != cas.shape for k in ("audio", "visual") if k in tracks) or (
+            "video" in tracks and tracks["video"].shape != (len(classes),)):
+        raise AvlocError(f"{path}: parsing outputs {sorted(tracks)} are incomplete or do not "
+                         f"fit cas {cas.shape}")
+    if not all(np.isfinite(a).all() for a in (cas, bg, mu, *tracks.values())):
         raise AvlocError(f"{path}: CAS file holds NaN or Inf")
-    return CasRecord(vid, cas, bg, mu, classes, timing, duration, meta)
+    return CasRecord(vid, cas, bg, mu, classes, timing, duration, meta, **tracks)
 
 
 def cas_state(path: Path, checkpoint: str) -> str:
@@ -118,8 +139,21 @@ def cas_state(path: Path, checkpoint: str) -> str:
 
 def segments_of(rec: CasRecord, task: str, cfg: Config) -> list[dict[str, Any]]:
     """A video's segments as the evaluation makes them: runs of the snippet argmax for event
-    models, W-TALC two-stage thresholding (settings `localize.*`) for action models."""
-    from avloc.segments import event_segments, segments_from_cas, video_class_scores
+    models, W-TALC two-stage thresholding (settings `localize.*`) for action models, audio
+    and visual event tracks (settings `localize.parsing_*`) for parsing models."""
+    from avloc.segments import (
+        event_segments,
+        parsing_events,
+        segments_from_cas,
+        video_class_scores,
+    )
+
+    if task == "parsing":
+        if rec.audio is None or rec.visual is None or rec.video is None:
+            raise AvlocError(f"video {rec.vid}: a parsing model's CAS file without its audio "
+                             "and visual outputs")
+        return parsing_events(rec.audio, rec.visual, rec.video, rec.timing, rec.classes,
+                              cfg.localize)
 
     if task == "event":
         segments = event_segments(rec.p, rec.timing.seconds, rec.classes)
@@ -142,9 +176,10 @@ def write_results(out: Path, records: Iterable[CasRecord], task: str, cfg: Confi
 
 def record_from_prediction(pred: Any, classes: list[str], timing: Timing, duration: float,
                            meta: Mapping[str, Any]) -> CasRecord:
-    """A CAS record from `predict`'s VideoPrediction (p: (T, C+1), mu: (T,))."""
+    """A CAS record from `predict`'s VideoPrediction (p: (T, C+1), mu: (T,); a parsing
+    model's audio, visual and video outputs too)."""
     return CasRecord(pred.vid, pred.p[:, 1:], pred.p[:, 0], pred.mu, list(classes), timing,
-                     float(duration), dict(meta))
+                     float(duration), dict(meta), pred.audio, pred.visual, pred.video)
 
 
 def write_split(out: Path, ds: Any, split: str, preds: Sequence[Any], cfg: Config,

@@ -15,6 +15,11 @@ Action localization (ActivityNet): the two-stage thresholding of W-TALC (Paul et
    seconds (plus the video's snippet offset, `Timing`), scored max(activation inside) +
    score_weight * video score of the class.
 Options beyond W-TALC: smoothing before thresholding, several thresholds, per-class NMS.
+
+Audio-visual video parsing (LLP), as the official code decides (AVVP-ECCV20 `main_avvp.py`):
+event c is in segment t of a modality when the video-level probability of c reaches
+`parsing_video_threshold` and the modality's probability at t reaches its threshold (both
+0.5 there; `>=`); its events are the runs of such segments.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from avloc.config import LocalizeConfig
-from avloc.data.base import Timing
+from avloc.data.base import Timing, snippets_in
 from avloc.metrics import segment_iou
 
-__all__ = ["argmax_labels", "event_segments", "segments_from_cas", "video_class_scores"]
+__all__ = ["argmax_labels", "event_segments", "parsing_decisions", "parsing_events",
+           "segments_from_cas", "truth_matrices", "video_class_scores"]
+PARSING_MODALITIES = ("audio", "visual")
 
 
 def argmax_labels(p: np.ndarray) -> np.ndarray:
@@ -165,3 +172,47 @@ def segments_from_cas(
         {"label": classes[kept[k[i]]], "score": float(score[i]), "segment": seg[i].tolist()}
         for i in order
     ]
+
+
+def parsing_decisions(
+    audio: np.ndarray, visual: np.ndarray, video: np.ndarray, cfg: LocalizeConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, C) audio and visual probabilities and (C,) video-level ones -> the (C, T) 0/1
+    audio and visual predictions the parsing metrics score; or, for N videos at once,
+    (N, T, C) and (N, C) -> (N, C, T)."""
+    present = (np.asarray(video) >= cfg.parsing_video_threshold)[..., None]  # (C, 1)
+    heard = np.swapaxes(np.asarray(audio), -1, -2) >= cfg.parsing_audio_threshold  # (C, T)
+    seen = np.swapaxes(np.asarray(visual), -1, -2) >= cfg.parsing_visual_threshold  # (C, T)
+    return (heard & present).astype(np.uint8), (seen & present).astype(np.uint8)
+
+
+def truth_matrices(segments: Sequence[Any], classes: Sequence[str], length: int,
+                   timing: Timing | float) -> tuple[np.ndarray, np.ndarray]:
+    """A parsing video's events -> (C, T) 0/1 audio and visual ground truth: each event
+    marks the segments its [onset, offset) holds (`snippets_in`; LLP's whole seconds give
+    the official GT[c, onset:offset] = 1), overlapping events of a class merge."""
+    out = {m: np.zeros((len(classes), length), np.uint8) for m in PARSING_MODALITIES}
+    for s in segments:
+        if s.modality in out:
+            out[s.modality][classes.index(s.label)] |= snippets_in(s.start, s.end, length, timing)
+    return out["audio"], out["visual"]
+
+
+def parsing_events(
+    audio: np.ndarray, visual: np.ndarray, video: np.ndarray, timing: Timing | float,
+    classes: Sequence[str], cfg: LocalizeConfig,
+) -> list[dict[str, Any]]:
+    """The audio and visual event tracks of one video: each run of segments where an event
+    is decided (`parsing_decisions`) becomes {label, modality, score, segment}, scored by the
+    modality's mean probability over the run; in time order, audio first."""
+    grid = timing if isinstance(timing, Timing) else Timing(float(timing))
+    out = []
+    for modality, decided, prob in zip(PARSING_MODALITIES,
+                                       parsing_decisions(audio, visual, video, cfg),
+                                       (audio, visual), strict=True):
+        k, s, e = _runs(decided)
+        out += [{"label": classes[c], "modality": modality,
+                 "score": float(np.asarray(prob)[a:b, c].mean()),
+                 "segment": [float(grid.at(a)), float(grid.at(b))]}
+                for c, a, b in zip(k, s, e, strict=True)]
+    return sorted(out, key=lambda d: (d["modality"] != "audio", d["segment"][0], d["label"]))

@@ -82,18 +82,25 @@ class TunedModel:
     path: Path  # the checkpoint file
     id: str  # its checksum (checkpoint.checkpoint_id)
     note: str | None  # the line saying tuned settings are used; None: the checkpoint's own
+    thresholds: str = ""  # parsing models: where their event thresholds come from
 
 
 def load_tuned_model(run: str | Path, untuned: bool = False) -> TunedModel:
     """The model of a run folder or checkpoint file, its settings updated from
-    RUN/localize.yaml unless `untuned` (what `avloc eval` and `avloc localize` use)."""
+    RUN/localize.yaml unless `untuned` (what `avloc eval` and `avloc localize` use); a
+    parsing run's event thresholds as its metrics.json records them (tuned on validation)."""
     from avloc.checkpoint import checkpoint_id, find_checkpoint, load_model
+    from avloc.evaluate import recorded_thresholds
 
     path = find_checkpoint(run)
     model, cfg, ckpt = load_model(path)
     ident = checkpoint_id(ckpt)
     note = None if untuned else apply_tuned(cfg, path, ident)
-    return TunedModel(model, cfg, ckpt, path, ident, note)
+    thresholds = "the checkpoint's settings"
+    if ckpt["task"] == "parsing" and not untuned:
+        cfg, thresholds = recorded_thresholds(cfg, path.parent)
+        note = f"parsing thresholds: {thresholds}"
+    return TunedModel(model, cfg, ckpt, path, ident, note, thresholds)
 
 
 @dataclass

@@ -52,12 +52,21 @@ def cmd_eval(args: argparse.Namespace) -> None:
     """Event data: snippet accuracy (AVE protocol) and the oracle. Action data: mAP at the
     run's tIoU thresholds (ActivityNet protocol, official evaluator's procedure) over the
     split's videos alone, with the run's tuned post-processing when `avloc tune` wrote it.
+    Parsing data (LLP): segment- and event-level F-scores for audio, visual and audio-visual
+    events, Type@AV and Event@AV (the official code's procedure), with thresholds tuned on
+    the validation split when the run's localize.parsing_tune.
     --out OUT also writes OUT/results.json, OUT/cas/<video>.npz and OUT/ground_truth.json
     (as `avloc localize` does; `avloc view OUT` shows them)."""
     from avloc.checkpoint import check_compatible
     from avloc.config import validate
     from avloc.data import load_dataset
-    from avloc.evaluate import evaluate_split, format_action_report, format_event_table
+    from avloc.evaluate import (
+        evaluate_split,
+        format_action_report,
+        format_event_table,
+        format_parsing_report,
+        tuned_config,
+    )
     from avloc.io import write_json_atomic
     from avloc.tune import load_tuned_model
 
@@ -74,6 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise AvlocError(f"{args.data}: split {args.split!r} is empty")
     if m.note and ds.task == "action":
         print(m.note)
+    cfg, source = tuned_config(model, ds, cfg)
     metrics, preds = evaluate_split(model, ds, args.split, cfg)
     if args.out:
         from avloc.results import write_split
@@ -81,6 +91,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"wrote {write_split(Path(args.out), ds, args.split, preds, cfg, m.id)}")
     if ds.task == "event":
         print(format_event_table(metrics, args.split))
+    elif ds.task == "parsing":
+        print(format_parsing_report(metrics, args.split, source))
+        metrics["thresholds"]["source"] = source
     else:
         from avloc.anet_json import results_json
         from avloc.evaluate import action_detections
@@ -108,17 +121,22 @@ def add_eval(sub: flags.Commands) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Full model vs audio-only, visual-only and naive fusion on generated AVE-like data (a
-    stand-in, not real data)."""
+    """Full model vs audio-only, visual-only and naive fusion on generated AVE-like data, or
+    with --task parsing on generated LLP-like data (audio-visual video parsing: events heard,
+    seen or both); a stand-in, not real data."""
     from avloc.demo import run_demo
 
-    run_demo(Path(args.out), args.overrides)
+    run_demo(Path(args.out) if args.out else None, args.overrides, args.task)
 
 
 def add_demo(sub: flags.Commands) -> None:
+    from avloc.demo import TASKS
+
     p = flags.command(sub, "demo", "train and compare variants on the embedded synthetic data",
                       cmd_demo)
-    flags.out(p, "folder for the runs (default runs/demo)", default="runs/demo")
+    p.add_argument("--task", default="event", choices=list(TASKS),
+                   help="event: AVE-like localization (default); parsing: LLP-like parsing")
+    flags.out(p, "folder for the runs (default runs/demo, or runs/demo-parsing)")
     flags.overrides(p)
 
 

@@ -37,12 +37,19 @@ def check_layout(cfg: DataConfig, root: Path) -> None:
 
 
 def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
-    """Read (or, for `synthetic`, generate) the dataset named by `cfg.format`."""
+    """Read (or, for `synthetic` and `llp_synthetic`, generate) the dataset named by
+    `cfg.format`."""
     fmt = cfg.format
     if fmt == "synthetic":
         from avloc.data.synthetic import make_synthetic
 
         return make_synthetic(cfg)
+    if fmt == "llp_synthetic":  # the real LLP annotation files are optional here
+        from avloc.data.synthetic_llp import make_llp_synthetic
+
+        if root is not None and not Path(root).is_dir():
+            raise AvlocError(f"{root}: data directory does not exist")
+        return make_llp_synthetic(cfg, root)
     if root is None:
         raise AvlocError(f"setting data.format={fmt}: needs --data DIR")
     root = Path(root)
@@ -65,6 +72,10 @@ def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
         from avloc.data.thumos import load_thumos14
 
         return load_thumos14(cfg, root)
+    if fmt == "llp":
+        from avloc.data.llp import load_llp
+
+        return load_llp(cfg, root)
     if fmt == "thumos14_wtalc":
         from avloc.data.thumos import load_thumos14_wtalc
 

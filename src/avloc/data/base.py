@@ -38,6 +38,8 @@ class Segment:
     start: float  # seconds
     end: float  # seconds
     label: str  # an entry of Dataset.classes
+    # parsing data (LLP): "audio" (heard) or "visual" (seen); "" for event and action data
+    modality: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Annotation:
 @dataclass
 class Dataset:
     name: str
-    task: str  # "event": AVE snippet accuracy; "action": ActivityNet mAP@tIoU
+    # "event": AVE snippet accuracy; "action": ActivityNet mAP@tIoU; "parsing": LLP F-scores
+    # per modality (segments carry their modality)
+    task: str
     classes: list[str]
     snippet_seconds: float
     splits: dict[str, list[Video]]  # keys from SPLITS; a missing split is an empty list

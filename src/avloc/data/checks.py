@@ -140,6 +140,15 @@ def check_training_data(ds: Dataset) -> None:
                 raise AvlocError(f"{where}: labels must be {c} values of 0 or 1")
 
 
+def check_head(head: str, ds: Dataset) -> None:
+    """Parsing data needs the parsing head (setting model.head) and the parsing head needs
+    parsing data: each head's outputs are only what its own protocol scores."""
+    if (head == "parsing") != (ds.task == "parsing"):
+        wanted = "parsing" if ds.task == "parsing" else "fused"
+        raise AvlocError(f"setting model.head={head}: dataset {ds.name} is {ds.task} data; "
+                         f"use model.head={wanted}")
+
+
 HOLDOUT_FORMATS = ("anet12", "generic", "thumos14", "thumos14_wtalc")  # val held out of train
 
 

@@ -48,6 +48,10 @@ def _entry(ds: Dataset, split: str, v: Video) -> dict[str, Any]:
 
 def _document(ds: Dataset) -> dict[str, Any]:
     """The whole annotation JSON; checks every video before anything is written."""
+    if ds.task == "parsing":
+        raise AvlocError(f"dataset {ds.name} is parsing data: the generic JSON cannot hold an "
+                         "event's modality; keep the LLP CSV files and put `avloc extract` "
+                         "output in DIR/features/ (data.format=llp reads it)")
     if any(ann.timing is not None for ann in ds.annotations.values()):
         raise AvlocError(f"dataset {ds.name}: its videos have snippet grids of their own "
                          "(frame rates differ), which the generic layout cannot store")

@@ -2,7 +2,9 @@
 
 - `ave`: AVE event localization, snippet accuracy pooled over videos (and the oracle);
 - `detection`: ActivityNet / THUMOS'14 detection mAP@tIoU (the official ActivityNet
-  evaluator's procedure, ties included).
+  evaluator's procedure, ties included);
+- `parsing`: LLP audio-visual video parsing, segment- and event-level F-scores per modality,
+  Type@AV and Event@AV (the official AVVP-ECCV20 code's procedure).
 """
 
 from avloc.anet_json import GroundTruth, Predictions, ground_truth_from_annotations
@@ -22,6 +24,7 @@ from avloc.metrics.detection import (
     segment_iou,
     tiou_keys,
 )
+from avloc.metrics.parsing import format_parsing_table, parsing_scores
 
 __all__ = [
     "PAPER_RANGES",
@@ -31,11 +34,13 @@ __all__ = [
     "Predictions",
     "detection_map",
     "format_map_table",
+    "format_parsing_table",
     "format_scope",
     "ground_truth_from_annotations",
     "interpolated_ap",
     "oracle_accuracy",
     "parse_tiou",
+    "parsing_scores",
     "range_averages",
     "rank_detections",
     "score_files",

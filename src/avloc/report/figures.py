@@ -415,11 +415,16 @@ def plot(
         main = load_run(runs[0])
         others = [load_run(compare)] if compare and figure == "cas" else []
         ds = load_data(main, data, others)
-        vid = video or pick_video(ds, [main, *others])
+        parsing = ds.task == "parsing"  # LLP: audio and visual event tracks instead of a CAS
+        if parsing:
+            from avloc.report.parsing_figures import parsing_figure, pick_parsing_video
+        vid = video or (pick_parsing_video if parsing else pick_video)(ds, [main, *others])
         if not video:
             print(f"video: {vid} (the test video where {main.label} localizes best"
-                  + (f" relative to {others[0].label})" if others else ")"))
-        if figure == "cas":
+                  + (f" relative to {others[0].label})" if others and not parsing else ")"))
+        if figure == "cas" and parsing:
+            path = parsing_figure(ds, [main, *others], vid, out)
+        elif figure == "cas":
             path = cas_figure(ds, [main, *others], vid, out)
         elif figure == "attention":
             path = attention_figure(ds, main, vid, out)

@@ -49,6 +49,7 @@ GRID_KEYS = {"title", "description", "base", "settings", "seeds", "reference", "
              "paper", "layout", "task", "variants"}
 VARIANT_KEYS = {"name", "settings", "group", "paper"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SCORED_BY = {"event": "snippet accuracy", "action": "mAP", "parsing": "parsing F-scores"}
 # settings that change how a run executes, not what it computes: a finished run made
 # with other values is still the same experiment
 RUNTIME_SETTINGS = {("train", "device"), ("train", "progress"), ("train", "progress_minutes"),
@@ -77,7 +78,7 @@ class Grid:
     compare: str = ""
     paper: str = ""
     layout: str = "rows"
-    task: str = ""  # "event" | "action" when the grid only makes sense on one kind of data
+    task: str = ""  # event | action | parsing when the grid only makes sense on one kind of data
     folder: Path = field(default_factory=Path)  # relative base paths are read from here
 
     def variant(self, name: str) -> Variant | None:
@@ -188,8 +189,8 @@ def parse_grid(raw: Any, source: str, name: str, folder: Path) -> Grid:
             raise AvlocError(f"{source}: {key}: no variant named {value!r}")
     if grid.layout not in ("rows", "columns"):
         raise AvlocError(f"{source}: layout={grid.layout!r}: expected rows or columns")
-    if grid.task not in ("", "event", "action"):
-        raise AvlocError(f"{source}: task={grid.task!r}: expected event or action")
+    if grid.task not in ("", "event", "action", "parsing"):
+        raise AvlocError(f"{source}: task={grid.task!r}: expected event, action or parsing")
     from avloc.report.paper import PAPER_TABLES
 
     if grid.paper and grid.paper not in PAPER_TABLES:
@@ -309,6 +310,7 @@ def check_data(grid: Grid, specs: list[RunSpec], data_root: str | Path | None) -
     the grid's task and each variant's selection metric fit the data's task.
     """
     from avloc.data import load_dataset
+    from avloc.data.checks import check_head
     from avloc.evaluate import selection_metric
 
     datasets: dict[str, Any] = {}
@@ -326,12 +328,12 @@ def check_data(grid: Grid, specs: list[RunSpec], data_root: str | Path | None) -
                                  + (" (set data.val_fraction > 0)" if split == "val" else ""))
         if grid.task and grid.task != ds.task:
             raise AvlocError(f"{grid.source}: task={grid.task}: {place} is {ds.task} data "
-                             f"({'snippet accuracy' if ds.task == 'event' else 'mAP'})")
-        wanted = selection_metric(spec.cfg, ds.task)
-        produced = "accuracy" if ds.task == "event" else "average_mAP"
-        if wanted != produced:
-            raise AvlocError(f"{where}: setting train.select_metric={wanted}: {place} is "
-                             f"{ds.task} data, scored by {produced}")
+                             f"({SCORED_BY[ds.task]})")
+        try:
+            selection_metric(spec.cfg, ds.task)
+            check_head(spec.cfg.model.head, ds)
+        except AvlocError as e:
+            raise AvlocError(f"{where}: {e} ({place})") from None
         modality = spec.cfg.model.modality
         for name, attr in (("audio", "audio"), ("visual", "visual")):
             if modality in ("av", name) and not _has_signal(ds.splits["train"], attr):

@@ -29,7 +29,14 @@ from avloc.report.grid import (
 )
 from avloc.report.paper import DATASETS
 from avloc.report.runner import Interrupted, RunResult, run_grid, run_state
-from avloc.report.tables import build_report, headline, main_table, metric_value, write_report
+from avloc.report.tables import (
+    METRIC_LABELS,
+    build_report,
+    headline,
+    main_table,
+    metric_value,
+    write_report,
+)
 from avloc.sharding import parse_shard, select_shard
 
 
@@ -104,9 +111,11 @@ def _print_result(r: RunResult, counter: dict[str, int]) -> None:
         print(f"{head} FAILED: {r.message}", flush=True)
     else:
         test = (r.metrics or {}).get("test", {})
-        key = "accuracy" if "accuracy" in test else "average_mAP"
+        key = next((k for k in ("accuracy", "average_mAP") if k in test),
+                   "segment_level.type_av")
         value = metric_value(test, key)
-        shown = f"test {key.replace('_', ' ')} {100 * value:.1f}%" if value is not None else ""
+        label = METRIC_LABELS.get(key, key)
+        shown = f"test {label} {100 * value:.1f}%" if value is not None else ""
         epoch = (r.metrics or {}).get("best_epoch")
         print(f"{head} {shown} (best epoch {epoch}, {r.seconds:.0f} s)", flush=True)
 
@@ -175,17 +184,10 @@ def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[di
     main = F.load_run(ref.dir)
     comp = _first_finished(specs, g.compare, ref.seed) if g.compare else None
     runs = [main] + ([F.load_run(comp.dir)] if comp else [])
-    vid = F.pick_video(ds, runs)
-    F.cas_figure(ds, runs, vid, folder / "cas.png")
-    versus = f" relative to {runs[1].label}" if comp else ""
-    made.append({
-        "path": "figures/cas.png", "title": "Class activation sequence",
-        "caption": f"Test video {vid}, chosen as the one where {main.label} localizes the "
-        f"true class best{versus} (temporal IoU), among videos with background around the "
-        "event: an illustration, not a typical case. Green: ground "
-        "truth; coloured bars: predicted segments; grey strips: probability of the class "
-        "per snippet (darker = higher); bottom: μ, the foreground reliability.",
-    })
+    if ds.task == "parsing":
+        vid = _parsing_figure(ds, runs, folder, made)
+    else:
+        vid = _cas_figure(ds, runs, folder, made)
     if ref.cfg.model.stages > 0:
         F.attention_figure(ds, main, vid, folder / "attention.png")
         made.append({
@@ -195,6 +197,40 @@ def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[di
             "attends to (dashed: ground-truth boundaries).",
         })
     return made
+
+
+def _cas_figure(ds: Any, runs: list, folder: Path, made: list[dict[str, str]]) -> str:
+    """The class activation figure of the reference model (and the comparison model)."""
+    from avloc.report import figures as F
+
+    vid = F.pick_video(ds, runs)
+    F.cas_figure(ds, runs, vid, folder / "cas.png")
+    versus = f" relative to {runs[1].label}" if len(runs) > 1 else ""
+    made.append({
+        "path": "figures/cas.png", "title": "Class activation sequence",
+        "caption": f"Test video {vid}, chosen as the one where {runs[0].label} localizes the "
+        f"true class best{versus} (temporal IoU), among videos with background around the "
+        "event: an illustration, not a typical case. Green: ground "
+        "truth; coloured bars: predicted segments; grey strips: probability of the class "
+        "per snippet (darker = higher); bottom: μ, the foreground reliability.",
+    })
+    return vid
+
+
+def _parsing_figure(ds: Any, runs: list, folder: Path, made: list[dict[str, str]]) -> str:
+    """Parsing data: the audio and visual event tracks of the reference (and comparison)."""
+    from avloc.report.parsing_figures import parsing_figure, pick_parsing_video
+
+    vid = pick_parsing_video(ds, runs)
+    parsing_figure(ds, runs, vid, folder / "events.png")
+    made.append({
+        "path": "figures/events.png", "title": "Audio and visual events",
+        "caption": f"Test video {vid}, chosen as the one with an event in one modality only "
+        f"where {runs[0].label} scores best (segment-level Type@AV): an illustration, not a "
+        "typical case. Per modality, a row per class: green the ground truth, coloured bars "
+        "each model's events (thresholds from its settings).",
+    })
+    return vid
 
 
 __all__ = ["reproduce", "make_report", "headline"]

@@ -21,8 +21,16 @@ from avloc.report.paper import DATASETS, PAPER_TABLES, paper_numbers, table4_num
 from avloc.report.runner import read_metrics
 
 EVENT_COLUMNS = [("accuracy", "Accuracy (%)")]
+# LLP parsing: the official code's five numbers at each level (F-scores, %)
+PARSING_COLUMNS = [(f"{level}.{key}", f"{short} {label}")
+                   for level, short in (("segment_level", "Seg."), ("event_level", "Event"))
+                   for key, label in (("audio", "A"), ("visual", "V"), ("audio_visual", "AV"),
+                                      ("type_av", "Type@AV"), ("event_av", "Event@AV"))]
 ANET_COLUMNS = [("0.50", "mAP@0.5"), ("0.60", "mAP@0.6"), ("0.70", "mAP@0.7"),
                 ("0.80", "mAP@0.8"), ("average_mAP", "Avg. 0.5:0.95")]
+# the headline metrics in words
+METRIC_LABELS = {"accuracy": "snippet accuracy", "average_mAP": "average mAP",
+                 "segment_level.type_av": "segment-level Type@AV"}
 RANGE = "avg "  # key prefix of a paper range's average mAP, e.g. "avg 0.10:0.50"
 
 
@@ -31,6 +39,8 @@ def metric_columns(task: str, tiou: list[str]) -> list[tuple[str, str]]:
     otherwise (THUMOS'14) mAP at 0.3, 0.5, 0.7 and the paper ranges' averages."""
     if task == "event":
         return EVENT_COLUMNS
+    if task == "parsing":
+        return PARSING_COLUMNS
     if tiou == list(TIOU_KEYS):
         return ANET_COLUMNS
 
@@ -46,14 +56,19 @@ def runs_tiou_keys(specs: list[RunSpec]) -> list[str]:
 
 
 def headline(task: str) -> str:
-    return "accuracy" if task == "event" else "average_mAP"
+    from avloc.evaluate import AUTO_METRIC
+
+    return AUTO_METRIC[task]
 
 
 def metric_value(test: dict[str, Any], key: str) -> float | None:
-    """One number of a test-metrics dict, as a fraction: accuracy, average_mAP, mAP@key
-    or a range's average ("avg 0.10:0.50")."""
+    """One number of a test-metrics dict, as a fraction: accuracy, average_mAP, mAP@key,
+    a range's average ("avg 0.10:0.50") or a parsing F-score ("segment_level.type_av")."""
     if key in ("accuracy", "average_mAP"):
         value = test.get(key)
+    elif key.startswith(("segment_level.", "event_level.")):
+        level, name = key.split(".")
+        value = (test.get(level) or {}).get(name)
     elif key.startswith(RANGE):
         value = test.get("average_mAP_ranges", {}).get(key[len(RANGE):])
     else:
@@ -254,8 +269,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     seeds = report["seeds"]
     n_runs = len(seeds) * len(report["variants"])
     done = n_runs - len(report["missing"])
-    metric = {"accuracy": "snippet accuracy", "average_mAP": "average mAP"}[
-        report["metric"]["headline"]]
+    metric = METRIC_LABELS.get(report["metric"]["headline"], report["metric"]["headline"])
     lines = [f"# {report['title']}", ""]
     if report["description"]:
         lines += [report["description"], ""]

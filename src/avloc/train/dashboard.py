@@ -76,6 +76,9 @@ class Dashboard:
         for name, value in metrics.items():
             if isinstance(value, float):  # the scores, not counts (videos, snippets)
                 self.writer.add_scalar(f"val/{name}", value, step)
+            elif isinstance(value, dict) and name.endswith("_level"):  # parsing F-scores
+                for key, x in value.items():
+                    self.writer.add_scalar(f"val/{name}.{key}", x, step)
         for pred in preds[:CAS_VIDEOS]:
             image = cas_image(ds, pred)  # (H, W, 3) uint8
             self.writer.add_image(f"cas/{pred.vid}", image, step, dataformats="HWC")

@@ -29,11 +29,22 @@ from avloc.data.batching import (
     crop_length,
     load_share,
 )
-from avloc.data.checks import check_training_data, no_background_note, no_validation_note
+from avloc.data.checks import (
+    check_head,
+    check_training_data,
+    no_background_note,
+    no_validation_note,
+)
 from avloc.errors import AvlocError
-from avloc.evaluate import evaluate_split, missing_classes_note, score_with_best, selection_metric
+from avloc.evaluate import (
+    evaluate_split,
+    metric_value,
+    missing_classes_note,
+    score_with_best,
+    selection_metric,
+)
 from avloc.io import write_json_atomic
-from avloc.losses import total_loss
+from avloc.losses import parsing_total_loss, total_loss
 from avloc.model import DTYPES, build_model, full_precision
 from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.signals import StopRequested, stop_requests
@@ -68,8 +79,8 @@ class Trainer:
         self.cfg, self.ds, self.out, self.device, self.dist = cfg, ds, Path(out), device, d
         self.folder = RunFolder(self.out, d.main)
         da, dv = ds.feature_dims
-        dtype = DTYPES[cfg.train.dtype]
-        self.model = build_model(cfg.model, da, dv, ds.num_classes).to(device, dtype)
+        self.model = build_model(cfg.model, da, dv, ds.num_classes,
+                                 cfg.loss.topk_divisor).to(device, DTYPES[cfg.train.dtype])
         self.optim = torch.optim.Adam(
             self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
@@ -128,7 +139,8 @@ class Trainer:
         with self.rank_dropout(), amp:
             out = self.net(batch.audio, batch.visual, batch.mask)
         out = {k: full_precision(v) for k, v in out.items()}
-        loss, parts = total_loss(out, batch.mask, batch.labels, self.cfg.loss, batch.casl_classes)
+        loss_fn = parsing_total_loss if self.cfg.model.head == "parsing" else total_loss
+        loss, parts = loss_fn(out, batch.mask, batch.labels, self.cfg.loss, batch.casl_classes)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         what = self.finite.after_backward(loss, self.model)
@@ -233,7 +245,7 @@ class Trainer:
             return
         p, metrics = self.progress, self.validation_metrics()
         if metrics is not None:
-            value = float(metrics[self.metric_name])
+            value = metric_value(metrics, self.metric_name)
             record[f"val_{self.metric_name}"] = value
             if value > p.best_metric:
                 p.best_metric, p.best_epoch = value, epoch + 1
@@ -348,6 +360,7 @@ def _trainer(
     `fit_modality`); the folder."""
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
+    check_head(cfg.model.head, ds)
     if cfg.train.tensorboard:
         require_tensorboard()
     for note in (no_validation_note(ds, cfg.data.format, cfg.data.val_fraction),
