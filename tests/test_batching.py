@@ -65,10 +65,11 @@ def test_shortest_crops_every_video_of_the_global_batch_alike():
     assert computed_over_real(videos, sampler, "shortest") < 0.3
 
 
-def test_padding_never_changes_a_videos_outputs_or_the_loss():
+@pytest.mark.parametrize("preset", ["demo", "anet12"])  # raw and normalised X attended
+def test_padding_never_changes_a_videos_outputs_or_the_loss(preset):
     """The same batch padded to its longest video or far beyond, with garbage in the padding:
     every real snippet's outputs and every loss term are equal (float64, dropout off)."""
-    cfg = load_config("demo", ["model.d_x=16", "model.dropout=0", "train.dtype=float64"])
+    cfg = load_config(preset, ["model.d_x=16", "model.dropout=0", "train.dtype=float64"])
     torch.manual_seed(0)
     videos = action_videos(24)[:8]
     model = build_model(cfg.model, 4, 4, 20).double()

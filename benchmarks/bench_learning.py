@@ -1,0 +1,240 @@
+"""What the method learns on synthetic data with the real benchmarks' structure.
+
+    .venv/bin/python benchmarks/bench_learning.py background [--only NAME ...] [--seed 0]
+    .venv/bin/python benchmarks/bench_learning.py fusion     [--only NAME ...] [--seed 0]
+    .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 20] [--budget 120]
+
+background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
+            events fill the clip; video-class oracle about 0.83): test snippet accuracy,
+            the oracle, and mu inside vs outside events, with and without background-only
+            training videos, for the loss and model settings that decide whether mu finds
+            background.
+fusion      ActivityNet-1.2-structured hard data (`data.synth_task=action`, class groups
+            sharing looks, sounds and a scene, AR(1) noise): the fusion ablation (audio,
+            visual, plain fusion, 1-3 stages, without CASL), with validation mAP per epoch
+            (peak, last, drop after the peak) and each loss term at the first and last epoch.
+batching    the same action data: `data.batching` pad / bucket / shortest and W-TALC random
+            crops (pad with data.max_seqlen), side by side: training seconds per epoch,
+            padded / real snippets, the best validation mAP within --budget training
+            seconds, and the training time each needs to reach pad's best validation mAP.
+
+Every run is `avloc.train.train` on one CPU thread (torch.set_num_threads(1)), so variants
+compare like with like on a shared machine; runs go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avloc.config import load_config
+from avloc.data import load_dataset
+from avloc.data.batching import PairBatchSampler, crop_length
+from avloc.train import train
+
+BACKGROUND_BASE = ["data.format=synthetic", "data.synth_events=ave", "data.synth_classes=28",
+                   "data.synth_videos=1200", "model.d_x=256", "train.lr=1e-3",
+                   "train.epochs=15"]
+RAW = "model.attend_normalized=false"  # Eq. 2 as printed: the raw X attended
+NORMALISED = "model.attend_normalized=true"  # the presets for real data
+BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only videos, once without
+    "as printed (raw, weight 1)": [RAW, "loss.background_weight=1"],
+    "raw, background_topk=false": [RAW, "loss.background_weight=1",
+                                   "loss.background_topk=false"],
+    "raw, weight 0.3": [RAW, "loss.background_weight=0.3"],
+    "normalised, weight 1": [NORMALISED, "loss.background_weight=1"],
+    "normalised, weight 0.3 (ave preset)": [NORMALISED, "loss.background_weight=0.3"],
+    "plain fusion, weight 1": ["model.stages=0", "loss.background_weight=1"],
+    "plain fusion, weight 0.3": ["model.stages=0", "loss.background_weight=0.3"],
+}
+ACTION_BASE = ["data.format=synthetic", "data.synth_task=action", "data.synth_classes=100",
+               "data.synth_videos=600", "data.synth_background_videos=0",
+               "data.synth_groups=20", "data.synth_group_share=0.5", "data.synth_noise=0.4",
+               "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3",
+               "data.val_fraction=0.2"]
+FUSION = {
+    "audio only": ["model.modality=audio", "model.stages=0"],
+    "visual only": ["model.modality=visual", "model.stages=0"],
+    "plain fusion": ["model.stages=0"],
+    "plain fusion, alpha=0": ["model.stages=0", "loss.alpha=0"],
+    "1 stage": [NORMALISED, "model.stages=1"],
+    "2 stages (anet12 preset)": [NORMALISED],
+    "2 stages, alpha=0": [NORMALISED, "loss.alpha=0"],
+    "3 stages": [NORMALISED, "model.stages=3"],
+    "1 stage, raw": [RAW, "model.stages=1"],
+    "2 stages, raw": [RAW],
+    "2 stages, raw, alpha=0": [RAW, "loss.alpha=0"],
+    "2 stages, raw, attention_scale=10": [RAW, "model.attention_scale=10"],
+    "3 stages, raw": [RAW, "model.stages=3"],
+    "plain fusion, weight decay": ["model.stages=0", "train.weight_decay=5e-4"],
+    "2 stages, weight decay": [NORMALISED, "train.weight_decay=5e-4"],
+    "2 stages, raw, weight decay": [RAW, "train.weight_decay=5e-4"],
+}
+BATCHING = {
+    "pad": ["data.batching=pad"],
+    "pad, crop 100 (W-TALC)": ["data.batching=pad", "data.max_seqlen=100"],
+    "bucket": ["data.batching=bucket"],
+    "shortest": ["data.batching=shortest"],
+}
+LOSSES = ("mil", "cas", "cont", "pseu")
+
+
+def run(preset: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
+    """Train quietly; the metrics dict of `train` (history per epoch, val, test), and the
+    run folder as "run"."""
+    cfg = load_config(preset, [*overrides, "train.progress=false"])
+    out = tmp / f"run{len(list(tmp.iterdir()))}"
+    with contextlib.redirect_stdout(io.StringIO()):
+        return {**train(cfg, None, out), "run": out}
+
+
+@torch.no_grad()
+def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
+    """What the best checkpoint does on test videos: the last stage's attention entropy /
+    log L (1 = uniform: attention then only averages the video), how much the fused feature
+    varies over a video (mean cosine distance of its snippets to the video's mean feature),
+    and CASL's separation d(H, L) (cosine distance between the high- and low-attention
+    features of the video's class, Eq. 10; 0 = CASL has nothing to push apart)."""
+    from avloc.checkpoint import load_model
+    from avloc.data.batching import collate
+
+    model, cfg, _ = load_model(run_dir)
+    model.eval()
+    rows = []
+    for v in load_dataset(cfg.data, None).splits["test"][:videos]:
+        b = collate([v])
+        out = model(b.audio, b.visual, b.mask, return_attention=cfg.model.stages > 0)
+        feat = out["feat"][0]  # (L, d)
+        L = feat.shape[0]
+        unit = torch.nn.functional.normalize(feat, dim=-1)  # (L, d)
+        spread = 1 - (unit @ unit.mean(0) / unit.mean(0).norm()).mean().item()
+        c = int(np.argmax(v.labels))
+        a = out["log_p"][0, :, c + 1].softmax(0)  # (L,) CASL's attention over time
+        high = (a[:, None] * feat).sum(0)  # (d,)
+        low = ((1 - a)[:, None] * feat).sum(0) / (L - 1)  # (d,)
+        sep = 1 - torch.nn.functional.cosine_similarity(high, low, dim=0).item()
+        ent = float("nan")
+        if "attn" in out:
+            att = out["attn"][0]  # (L, L)
+            ent = (-(att * att.clamp_min(1e-12).log()).sum(-1).mean() / math.log(L)).item()
+        rows.append((ent, spread, sep))
+    ent, spread, sep = np.mean(rows, axis=0)
+    return {"entropy": ent, "spread": spread, "separation": sep}
+
+
+def background(args: argparse.Namespace, tmp: Path) -> None:
+    print("| variant | background videos | test accuracy | oracle | mu inside | mu outside "
+          "| mu contrast | best epoch | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, extra in selected(BACKGROUND, args.only):
+        for n_bg in (178, 0):
+            t0 = time.perf_counter()
+            m = run("ave", [*BACKGROUND_BASE, f"data.synth_background_videos={n_bg}",
+                            f"train.seed={args.seed}", *extra], tmp)
+            t = m["test"]
+            inside, outside = t["mu_inside_events"], t["mu_outside_events"]
+            print(f"| {name} | {n_bg} | {t['accuracy']:.3f} | {t['oracle_accuracy']:.3f} | "
+                  f"{inside:.3f} | {outside:.3f} | {inside - outside:+.3f} | "
+                  f"{m['best_epoch']} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
+def fusion(args: argparse.Namespace, tmp: Path) -> None:
+    print("| variant | test mAP | val peak (epoch) | val last | drop after peak | "
+          + " | ".join(f"L_{k} first -> last" for k in LOSSES)
+          + " | attention entropy | feature spread | CASL d(H, L) |")
+    print("|---|---|---|---|---|" + "---|" * (len(LOSSES) + 3))
+    for name, extra in selected(FUSION, args.only):
+        m = run("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=30",
+                           f"train.seed={args.seed}", *extra], tmp)
+        val = [r.get("val_average_mAP", 0.0) for r in m["history"]]
+        peak = max(range(len(val)), key=val.__getitem__)
+        terms = " | ".join(f"{m['history'][0].get(f'loss_{k}', 0):.3f} -> "
+                           f"{m['history'][-1].get(f'loss_{k}', 0):.3f}" for k in LOSSES)
+        d = diagnose(m["run"])
+        print(f"| {name} | {m['test']['average_mAP']:.3f} | {val[peak]:.3f} ({peak + 1}) | "
+              f"{val[-1]:.3f} | {val[peak] - val[-1]:.3f} | {terms} | {d['entropy']:.3f} | "
+              f"{d['spread']:.4f} | {d['separation']:.4f} |", flush=True)
+
+
+def padded_ratio(preset: str, overrides: list[str]) -> float:
+    """Snippets an epoch computes (padding included, crops excluded) / the snippets of the
+    videos it draws: above 1 is padding, below 1 cropping."""
+    cfg = load_config(preset, overrides)
+    videos = load_dataset(cfg.data, None).splits["train"]
+    sampler = PairBatchSampler(videos, cfg.train.batch_size, cfg.train.similar_pairs, seed=0,
+                               bucket=cfg.data.batching == "bucket")
+    computed = real = 0
+    for groups in sampler.epoch(0):
+        crop = crop_length(videos, groups, cfg.data.batching, cfg.data.max_seqlen)
+        lengths = [videos[i].length for g in groups for i in g]
+        computed += len(lengths) * min(max(lengths), crop)
+        real += sum(lengths)
+    return computed / real
+
+
+def batching(args: argparse.Namespace, tmp: Path) -> None:
+    results = {}
+    for name, extra in BATCHING.items():
+        overrides = [*ACTION_BASE, NORMALISED, f"train.epochs={args.epochs}",
+                     f"train.seed={args.seed}", *extra]
+        m = run("anet12", overrides, tmp)
+        clock = 0.0
+        curve = []  # (training seconds so far, val mAP)
+        for r in m["history"]:
+            clock += r["seconds"]
+            curve.append((clock, r.get("val_average_mAP", 0.0)))
+        results[name] = (curve, padded_ratio("anet12", overrides), m["test"]["average_mAP"])
+    target = max(v for _, v in results["pad"][0])
+    print(f"target: pad's best validation mAP over {args.epochs} epochs, {target:.3f}")
+    print(f"| batching | s / epoch | padded / real snippets | best val mAP in {args.budget:g} s "
+          "| seconds to the target | vs pad | test mAP (best epoch) |")
+    print("|---|---|---|---|---|---|---|")
+    pad_time = reach(results["pad"][0], target)
+    for name, (curve, ratio, test) in results.items():
+        per_epoch = curve[-1][0] / len(curve)
+        in_budget = max((v for t, v in curve if t <= args.budget), default=float("nan"))
+        when = reach(curve, target)
+        vs = f"{when / pad_time:.2f}x" if math.isfinite(when) else "not reached"
+        print(f"| {name} | {per_epoch:.1f} | {ratio:.2f} | {in_budget:.3f} | {when:.0f} | {vs} | "
+              f"{test:.3f} |", flush=True)
+
+
+def reach(curve: list[tuple[float, float]], target: float) -> float:
+    """Training seconds until validation mAP first reaches `target` (inf: never)."""
+    return next((t for t, v in curve if v >= target - 1e-9), float("inf"))
+
+
+def selected(variants: dict[str, list[str]], only: list[str] | None):
+    return [(k, v) for k, v in variants.items() if not only or k in only]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("part", choices=("background", "fusion", "batching"))
+    ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=20, help="batching: epochs per variant")
+    ap.add_argument("--budget", type=float, default=120.0,
+                    help="batching: training seconds for the in-budget column")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"python {sys.version.split()[0]}, one thread")
+    with tempfile.TemporaryDirectory() as tmp:
+        {"background": background, "fusion": fusion, "batching": batching}[args.part](
+            args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
