@@ -239,7 +239,7 @@ def test_nonfinite_feature_stops_with_step_batch_and_video(bad, tmp_path, one_th
                                                            monkeypatch):
     """The last line of defence, with the up-front check switched off: the step that meets
     the bad video stops the run, naming it, after saving the last good state."""
-    import avloc.train.loop as tr
+    import avloc.train.start as tr
 
     monkeypatch.setattr(tr, "check_training_data", lambda ds: None)
     cfg = load_config("demo", [*SMALL, "train.batch_size=10"])

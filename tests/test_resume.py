@@ -56,6 +56,7 @@ def install_fault(fault: str) -> None:
     from outside (S = 0: the signal lands wherever the process has got to)."""
     import avloc.checkpoint as ck
     import avloc.train.loop as tr
+    import avloc.train.start as start
 
     point, _, n_text = fault.partition(":")
     n, seen = float(n_text or 0), [0]
@@ -95,7 +96,7 @@ def install_fault(fault: str) -> None:
     elif point == "log":  # log.jsonl line appended, last.pt of that epoch not yet
         after(tr, "format_log_line")
     elif point == "metrics":  # training done, metrics.json not yet written
-        tr.write_json_atomic = lambda *a, **k: die()
+        start.write_json_atomic = lambda *a, **k: die()
     elif point == "rotate":  # last.pt moved to last.pt.prev, the new one not renamed in
         replace = os.replace
 

@@ -1,7 +1,7 @@
 """Training: one run in one folder, from video-level labels only.
 
-- loop.py         the loop (step, epoch, end of epoch, fit); `train()` starts a run,
-                  `resume()` continues one
+- start.py        `train()` starts a run, `resume()` continues one; both score it at the end
+- loop.py         the loop (step, epoch, end of epoch, validation, fit)
 - run_folder.py   the run's files: settings, checkpoints, log, position, RNG state, the
                   lock, and how a resume reconciles them after a kill
 - finite.py       the NaN/Inf checks (every step on a CPU, deferred with replay on a GPU)
@@ -13,7 +13,8 @@ avloc.data.checks, checkpoint files in avloc.checkpoint.
 
 from avloc.train.distributed import Dist, setup_distributed
 from avloc.train.finite import FiniteChecks
-from avloc.train.loop import Trainer, fit_modality, resume, train
+from avloc.train.loop import Trainer
+from avloc.train.start import fit_modality, resume, train
 
 __all__ = [
     "Dist", "FiniteChecks", "Trainer", "fit_modality", "resume", "setup_distributed", "train",

@@ -1,5 +1,5 @@
-"""The training loop: steps, epochs, the end of an epoch, and its two entry points,
-`train()` (a new run) and `resume()` (continue one after a kill or a signal).
+"""The training loop: steps, epochs, the end of an epoch, validation and the best
+checkpoint (`Trainer`); avloc.train.start starts and resumes runs with it.
 
 Determinism: batch order and crops are functions of (seed, epoch, batch); dropout draws
 from torch's global generator, whose state is checkpointed (with CUDA's, NumPy's and
@@ -10,7 +10,6 @@ docs/reliability.md lists what was tried).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from avloc.config import Config
-from avloc.data import Dataset, load_dataset
+from avloc.data import Dataset
 from avloc.data.batching import (
     Batch,
     BatchPrefetcher,
@@ -29,37 +28,24 @@ from avloc.data.batching import (
     crop_length,
     load_share,
 )
-from avloc.data.checks import (
-    check_head,
-    check_training_data,
-    no_background_note,
-    no_validation_note,
-)
 from avloc.errors import AvlocError
 from avloc.evaluate import (
     evaluate_split,
     metric_value,
     missing_classes_note,
-    score_with_best,
     selection_metric,
 )
-from avloc.io import write_json_atomic
 from avloc.losses import parsing_total_loss, total_loss
 from avloc.model import DTYPES, build_model, full_precision
 from avloc.progress import Heartbeat, eta_text, interactive
 from avloc.signals import StopRequested, stop_requests
 from avloc.train import distributed
-from avloc.train.dashboard import Dashboard, require_tensorboard
+from avloc.train.dashboard import Dashboard
 from avloc.train.distributed import Dist
 from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
 from avloc.train.run_folder import (
     Progress,
     RunFolder,
-    check_epochs,
-    read_run_config,
-    remembered_data_root,
-    resume_settings,
-    seed_generators,
 )
 
 
@@ -289,106 +275,3 @@ def format_log_line(record: dict[str, Any], metric: str) -> str:
     val = record.get(f"val_{metric}")
     val_text = f" | val {metric} {val:.4f}" if val is not None else ""
     return f"epoch {record['epoch']:3d} | {losses}{val_text} | {record['seconds']:.1f}s"
-
-
-# ---- the entry points ---------------------------------------------------------------------
-def train(
-    cfg: Config, data_root: str | Path | None, out: str | Path, dataset: Dataset | None = None,
-) -> dict[str, Any]:
-    """Start a run in `out`, which must not hold one; returns the metrics written to
-    metrics.json. `dataset`: a Dataset built in Python, used instead of reading data_root.
-    Nothing is written before the data and the model are known to be good, so a bad input
-    leaves no half-made run folder behind."""
-    out = Path(out)
-    d, device = distributed.setup_distributed(cfg.train.device)
-    RunFolder(out, d.main).check_new()
-    trainer = _trainer(cfg, data_root, out, d, device, dataset)
-    with trainer.folder.lock():
-        trainer.folder.start(trainer.cfg, data_root)
-        return _fit_and_score(trainer)
-
-
-def resume(
-    out: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None,
-    overrides: list[str] | None = None,
-) -> dict[str, Any]:
-    """Continue the run in `out` from its last checkpoint, with its own settings
-    (config.yaml) and data (the folder it started on, unless `data_root` names another);
-    a run killed before its first checkpoint starts over. `overrides` (KEY=VALUE) may change
-    how long and how it goes on (`run_folder.RESUMABLE`: train.epochs extends a finished
-    run); others are refused. Returns the metrics."""
-    out = Path(out)
-    saved = read_run_config(out)
-    cfg = resume_settings(saved, overrides or [], out)
-    data_root = data_root if data_root is not None else remembered_data_root(out)
-    d, device = distributed.setup_distributed(cfg.train.device)
-    trainer = _trainer(cfg, data_root, out, d, device, dataset)
-    with trainer.folder.lock():
-        if not trainer.restore():
-            print(f"avloc: {out} has no checkpoint yet; starting from the beginning", flush=True)
-        check_epochs(trainer.cfg, trainer.progress, out)
-        if trainer.cfg.to_dict() != saved.to_dict():
-            trainer.folder.save_config(trainer.cfg)  # the next resume goes on with them
-        finished = trainer.progress.epoch >= trainer.cfg.train.epochs
-        if finished and d.main:
-            print(f"avloc: {out} has trained all its {trainer.cfg.train.epochs} epochs; nothing "
-                  f"to train (to train longer: avloc train --resume {out} train.epochs=N)",
-                  flush=True)
-        return _fit_and_score(trainer)
-
-
-def fit_modality(cfg: Config, ds: Dataset, say: bool = True) -> Config:
-    """A dataset without audio features (THUMOS'14's I3D) trains the visual-only model of
-    the paper's ablations (model.modality=visual model.stages=0), said in one log line; the
-    returned settings go into config.yaml and the checkpoints, so `avloc eval` rebuilds it."""
-    if ds.has_audio or cfg.model.modality == "visual":
-        return cfg
-    if cfg.model.modality == "audio":
-        raise AvlocError(f"setting model.modality=audio: dataset {ds.name} has no audio features")
-    if say:
-        print(f"avloc: dataset {ds.name} has no audio features: training the visual-only model "
-              "(model.modality=visual model.stages=0)", flush=True)
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, modality="visual",
-                                                              stages=0))
-
-
-def _trainer(
-    cfg: Config, data_root: str | Path | None, out: Path, d: Dist, device: torch.device,
-    dataset: Dataset | None,
-) -> Trainer:
-    """The data, checked, and a trainer on it with the run's initial weights (and settings:
-    `fit_modality`); the folder."""
-    ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
-    check_training_data(ds)
-    check_head(cfg.model.head, ds)
-    if cfg.train.tensorboard:
-        require_tensorboard()
-    for note in (no_validation_note(ds, cfg.data.format, cfg.data.val_fraction),
-                 no_background_note(ds)):
-        if note and d.main:
-            print(f"avloc: {note}", flush=True)
-    cfg = fit_modality(cfg, ds, say=d.main)
-    seed_generators(cfg.train.seed)  # a resume then restores the generators it saved
-    trainer = Trainer(cfg, ds, out, device, d)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-    return trainer
-
-
-def _fit_and_score(trainer: Trainer) -> dict[str, Any]:
-    """Train to the end, then score validation at the best epoch and the test split once,
-    with best.pt (rank 0 writes metrics.json; the others return {})."""
-    try:
-        trainer.fit()
-    except StopRequested:
-        raise AvlocError(
-            f"stopped by signal; resume with: avloc train --resume {trainer.out}"
-        ) from None
-    if not trainer.dist.main:
-        return {}
-    p = trainer.progress
-    metrics = {"best_epoch": p.best_epoch, "select_metric": trainer.metric_name,
-               "history": p.history, **score_with_best(trainer.out / "best.pt", trainer.ds,
-                                                       trainer.cfg, trainer.device)}
-    write_json_atomic(trainer.out / "metrics.json", metrics)
-    return metrics
