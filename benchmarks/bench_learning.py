@@ -56,6 +56,10 @@ BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only vide
     "raw, weight 0.3": [RAW, "loss.background_weight=0.3"],
     "normalised, weight 1": [NORMALISED, "loss.background_weight=1"],
     "normalised, weight 0.3 (ave preset)": [NORMALISED, "loss.background_weight=0.3"],
+    "normalised, weight 0.3, 30 epochs": [NORMALISED, "loss.background_weight=0.3",
+                                          "train.epochs=30"],
+    "1 stage, normalised, weight 0.3": [NORMALISED, "loss.background_weight=0.3",
+                                        "model.stages=1"],
     "plain fusion, weight 1": ["model.stages=0", "loss.background_weight=1"],
     "plain fusion, weight 0.3": ["model.stages=0", "loss.background_weight=0.3"],
 }
