@@ -113,6 +113,7 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
     features of the video's class, Eq. 10; 0 = CASL has nothing to push apart)."""
     from avloc.checkpoint import load_model
     from avloc.data.batching import collate
+    from avloc.losses import casl_features
 
     model, cfg, _ = load_model(run_dir)
     model.eval()
@@ -125,10 +126,9 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
         unit = torch.nn.functional.normalize(feat, dim=-1)  # (L, d)
         spread = 1 - (unit @ unit.mean(0) / unit.mean(0).norm()).mean().item()
         c = int(np.argmax(v.labels))
-        a = out["log_p"][0, :, c + 1].softmax(0)  # (L,) CASL's attention over time
-        high = (a[:, None] * feat).sum(0)  # (d,)
-        low = ((1 - a)[:, None] * feat).sum(0) / (L - 1)  # (d,)
-        sep = 1 - torch.nn.functional.cosine_similarity(high, low, dim=0).item()
+        scores = out["log_p"][..., c + 1:c + 2]  # (1, L, 1) as L_cas scores (casl_scores=prob)
+        high, low = casl_features(out["feat"], scores, b.mask)  # (1, 1, d) each
+        sep = 1 - torch.nn.functional.cosine_similarity(high[0, 0], low[0, 0], dim=0).item()
         ent = float("nan")
         if "attn" in out:
             att = out["attn"][0]  # (L, L)

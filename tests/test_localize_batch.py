@@ -266,3 +266,31 @@ def test_localize_needs_inputs(run_dir, capsys):
         from avloc.infer import localize_batch
 
         localize_batch(["/nonexistent/x.mp4"], run_dir, "unused", progress=False)
+
+
+def test_a_parsing_cas_file_keeps_its_tracks_and_an_incomplete_one_is_refused(tmp_path):
+    """A parsing model's CAS file carries its audio, visual and video-level outputs, which
+    its segments are made from; a file with only some of them is a one-line error."""
+    from avloc.config import load_config
+    from avloc.data.base import Timing
+    from avloc.results import CasRecord, segments_of, write_cas
+
+    rng = np.random.default_rng(0)
+    T, classes = 10, ["Speech", "Dog", "Car"]
+    audio, visual = rng.random((T, 3)), rng.random((T, 3))  # (T, C) each
+    either = np.maximum(audio, visual)
+    rec = CasRecord("clip", either, 1 - either.max(1), either.max(1), classes, Timing(1.0), 10.0,
+                    {"task": "parsing"}, audio, visual, rng.random(3))
+    path = tmp_path / "cas" / "clip.npz"
+    write_cas(path, rec)
+    back = read_cas(path)
+    for k in ("audio", "visual", "video"):
+        np.testing.assert_allclose(getattr(back, k), getattr(rec, k), rtol=1e-6)
+    cfg = load_config("llp_demo")
+    assert segments_of(back, "parsing", cfg) == segments_of(rec, "parsing", cfg)
+    assert {s["modality"] for s in segments_of(back, "parsing", cfg)} <= {"audio", "visual"}
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if k != "video"}
+    np.savez(path, **arrays)
+    with pytest.raises(AvlocError, match="parsing outputs"):
+        read_cas(path)

@@ -90,6 +90,22 @@ def mil_loss(
     return (pos_term + neg_term).mean()
 
 
+def casl_features(
+    feat: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features L_cas compares: per video and class, H = sum_t a_t x_t (the class's
+    region, a = soft-max over time of the scores) and L = sum_t (1 - a_t) x_t / (L - 1)
+    (the rest). feat (B, L, F), scores (B, L, C), mask (B, L) -> H, L (B, C, F) each."""
+    lengths = mask.sum(1).float()  # (B,)
+    att = scores.masked_fill(~mask[..., None], NEG_INF).softmax(dim=1)  # (B, L, C)
+    att = att.nan_to_num(0.0)  # a fully padded row cannot occur, but stay finite
+    rest = (1 - att) * mask[..., None] / (lengths - 1).clamp(min=1)[:, None, None]  # (B, L, C)
+    # H and L in one product: feat's gradient, (B, L, F), is then written once, not twice
+    weights = torch.cat([att, rest], dim=-1)  # (B, L, 2C)
+    high, low = torch.einsum("blk,blf->bkf", weights, feat).chunk(2, dim=1)  # (B, C, F) each
+    return high, low
+
+
 def casl_loss(
     feat: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
     margin: float, classes: torch.Tensor | None = None,
@@ -97,8 +113,8 @@ def casl_loss(
     """L_cas (W-TALC): videos sharing a class have similar high-attention features.
 
     feat (B, L, F) fused features; scores (B, L, C) per-class activations whose soft-max
-    over time is the attention. For class c and video m: H_m = sum_t a_t x_t (the
-    class's region), L_m = sum_t (1 - a_t) x_t / (L - 1) (the rest). For every ordered
+    over time is the attention. For class c and video m: H_m and L_m of
+    `casl_features`. For every ordered
     pair (m, n), m != n, both labelled c, with cosine distance d:
       0.5 * (max(0, d(H_m, H_n) - d(H_m, L_n) + margin)
              + max(0, d(H_m, H_n) - d(L_m, H_n) + margin)).
@@ -110,13 +126,7 @@ def casl_loss(
     """
     if classes is not None:
         scores, labels = scores[..., classes], labels[:, classes]  # (B, L, K), (B, K)
-    lengths = mask.sum(1).float()  # (B,)
-    att = scores.masked_fill(~mask[..., None], NEG_INF).softmax(dim=1)  # (B, L, C)
-    att = att.nan_to_num(0.0)  # a fully padded row cannot occur, but stay finite
-    rest = (1 - att) * mask[..., None] / (lengths - 1).clamp(min=1)[:, None, None]  # (B, L, C)
-    # H and L in one product: feat's gradient, (B, L, F), is then written once, not twice
-    weights = torch.cat([att, rest], dim=-1)  # (B, L, 2C)
-    high, low = torch.einsum("blk,blf->bkf", weights, feat).chunk(2, dim=1)  # (B, C, F) each
+    high, low = casl_features(feat, scores, mask)  # (B, C, F) each
     hn, ln = F.normalize(high, dim=-1, eps=EPS), F.normalize(low, dim=-1, eps=EPS)
     d_hh = 1 - torch.einsum("mcf,ncf->cmn", hn, hn)  # (C, B, B) d(H_m, H_n)
     d_hl = 1 - torch.einsum("mcf,ncf->cmn", hn, ln)  # (C, B, B) d(H_m, L_n)

@@ -115,9 +115,8 @@ def read_cas(path: str | Path) -> CasRecord:
     if cas.ndim != 2 or cas.shape[1] != len(classes) or bg.shape != t or mu.shape != t:
         raise AvlocError(f"{path}: cas {cas.shape}, background {bg.shape}, mu {mu.shape} and "
                          f"{len(classes)} classes do not fit together")
-    if set(tracks) not in (set(), set(PARSING_TRACKS)) or any(
-            tracks[k].shape != cas.shape for k in ("audio", "visual") if k in tracks) or (
-            "video" in tracks and tracks["video"].shape != (len(classes),)):
+    expected = {"audio": cas.shape, "visual": cas.shape, "video": (len(classes),)}
+    if tracks and {k: v.shape for k, v in tracks.items()} != expected:
         raise AvlocError(f"{path}: parsing outputs {sorted(tracks)} are incomplete or do not "
                          f"fit cas {cas.shape}")
     if not all(np.isfinite(a).all() for a in (cas, bg, mu, *tracks.values())):
