@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_learning.py background [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py fusion     [--only NAME ...] [--seed 0]
-    .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12]
+                                                  [--background-weight W]
+    .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12] [--background-weight W]
 
 background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
             events fill the clip; video-class oracle about 0.83): test snippet accuracy,
@@ -11,8 +12,9 @@ background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two
             background.
 fusion      ActivityNet-1.2-structured hard data (`data.synth_task=action`, class groups
             sharing looks, sounds and a scene, AR(1) noise): the fusion ablation (audio,
-            visual, plain fusion, 1-3 stages, without CASL), with validation mAP per epoch
-            (peak, last, drop after the peak) and each loss term at the first and last epoch.
+            visual, plain fusion, 1-3 stages, without CASL or pseudo labels), with validation
+            mAP per epoch (peak, last, drop after the peak), each loss term at the first and
+            last epoch, and what the best checkpoint's attention, features and mu do.
 batching    the same action data: `data.batching` pad / bucket / shortest and W-TALC random
             crops (pad with data.max_seqlen), side by side: training seconds per epoch,
             padded / real snippets, the best validation mAP within a third of pad's
@@ -66,16 +68,17 @@ BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only vide
 ACTION_BASE = ["data.format=synthetic", "data.synth_task=action", "data.synth_classes=100",
                "data.synth_videos=600", "data.synth_background_videos=0",
                "data.synth_groups=20", "data.synth_group_share=0.5", "data.synth_noise=0.4",
-               "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3",
-               "data.val_fraction=0.2"]
-FUSION = {
+               "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3"]
+FUSION = {  # each at the preset's loss.background_weight unless --background-weight
     "audio only": ["model.modality=audio", "model.stages=0"],
     "visual only": ["model.modality=visual", "model.stages=0"],
     "plain fusion": ["model.stages=0"],
     "plain fusion, alpha=0": ["model.stages=0", "loss.alpha=0"],
+    "plain fusion, gamma=0": ["model.stages=0", "loss.gamma=0"],
     "1 stage": [NORMALISED, "model.stages=1"],
     "2 stages (anet12 preset)": [NORMALISED],
     "2 stages, alpha=0": [NORMALISED, "loss.alpha=0"],
+    "2 stages, gamma=0": [NORMALISED, "loss.gamma=0"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
@@ -109,16 +112,21 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
     """What the best checkpoint does on test videos: the last stage's attention entropy /
     log L (1 = uniform: attention then only averages the video), how much the fused feature
     varies over a video (mean cosine distance of its snippets to the video's mean feature),
-    and CASL's separation d(H, L) (cosine distance between the high- and low-attention
-    features of the video's class, Eq. 10; 0 = CASL has nothing to push apart)."""
+    CASL's separation d(H, L) (cosine distance between the high- and low-attention
+    features of the video's class, Eq. 10; 0 = CASL has nothing to push apart), and the
+    mean foreground reliability mu inside and outside the ground-truth instances (the CAS
+    thresholded for segments is mu * softmax(h): where mu sits low inside instances, it
+    follows exp of the mu logit's noise and breaks instances into fragments)."""
     from avloc.checkpoint import load_model
+    from avloc.data.base import snippets_in
     from avloc.data.batching import collate
     from avloc.losses import casl_features
 
     model, cfg, _ = load_model(run_dir)
     model.eval()
-    rows = []
-    for v in load_dataset(cfg.data, None).splits["test"][:videos]:
+    ds = load_dataset(cfg.data, None)
+    rows, mu_in, mu_out = [], [], []
+    for v in ds.splits["test"][:videos]:
         b = collate([v])
         out = model(b.audio, b.visual, b.mask, return_attention=cfg.model.stages > 0)
         feat = out["feat"][0]  # (L, d)
@@ -134,8 +142,15 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
             att = out["attn"][0]  # (L, L)
             ent = (-(att * att.clamp_min(1e-12).log()).sum(-1).mean() / math.log(L)).item()
         rows.append((ent, spread, sep))
+        inside = np.zeros(L, dtype=bool)  # (L,) snippets of a ground-truth instance
+        for s in ds.annotations[v.vid].segments:
+            inside |= snippets_in(s.start, s.end, L, ds.timing(v.vid))
+        mu = out["mu"][0].numpy()  # (L,)
+        mu_in.extend(mu[inside])
+        mu_out.extend(mu[~inside])
     ent, spread, sep = np.mean(rows, axis=0)
-    return {"entropy": ent, "spread": spread, "separation": sep}
+    return {"entropy": ent, "spread": spread, "separation": sep,
+            "mu_inside": float(np.mean(mu_in)), "mu_outside": float(np.mean(mu_out))}
 
 
 def background(args: argparse.Namespace, tmp: Path) -> None:
@@ -157,11 +172,11 @@ def background(args: argparse.Namespace, tmp: Path) -> None:
 def fusion(args: argparse.Namespace, tmp: Path) -> None:
     print("| variant | test mAP | val peak (epoch) | val last | drop after peak | "
           + " | ".join(f"L_{k} first -> last" for k in LOSSES)
-          + " | attention entropy | feature spread | CASL d(H, L) |")
-    print("|---|---|---|---|---|" + "---|" * (len(LOSSES) + 3))
+          + " | attention entropy | feature spread | CASL d(H, L) | mu inside / outside |")
+    print("|---|---|---|---|---|" + "---|" * (len(LOSSES) + 4))
     for name, extra in selected(FUSION, args.only):
         m = run("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=30",
-                           f"train.seed={args.seed}", *extra], tmp)
+                           f"train.seed={args.seed}", *weight_override(args), *extra], tmp)
         val = [r.get("val_average_mAP", 0.0) for r in m["history"]]
         peak = max(range(len(val)), key=val.__getitem__)
         terms = " | ".join(f"{m['history'][0].get(f'loss_{k}', 0):.3f} -> "
@@ -169,7 +184,8 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
         d = diagnose(m["run"])
         print(f"| {name} | {m['test']['average_mAP']:.3f} | {val[peak]:.3f} ({peak + 1}) | "
               f"{val[-1]:.3f} | {val[peak] - val[-1]:.3f} | {terms} | {d['entropy']:.3f} | "
-              f"{d['spread']:.4f} | {d['separation']:.4f} |", flush=True)
+              f"{d['spread']:.4f} | {d['separation']:.4f} | "
+              f"{d['mu_inside']:.2f} / {d['mu_outside']:.2f} |", flush=True)
 
 
 def padded_ratio(preset: str, overrides: list[str]) -> float:
@@ -194,7 +210,8 @@ def batching(args: argparse.Namespace, tmp: Path) -> None:
     best validation mAP in at most a third of pad's time."""
     rows = {}
     for name, extra in BATCHING.items():
-        overrides = [*ACTION_BASE, NORMALISED, f"train.seed={args.seed}", *extra]
+        overrides = [*ACTION_BASE, NORMALISED, f"train.seed={args.seed}",
+                     *weight_override(args), *extra]
         ratio = padded_ratio("anet12", overrides)
         epochs = args.epochs
         if rows:  # pad's time per computed snippet, times this choice's snippets
@@ -228,6 +245,13 @@ def reach(curve: list[tuple[float, float]], target: float) -> float:
     return next((t for t, v in curve if v >= target - 1e-9), float("inf"))
 
 
+def weight_override(args: argparse.Namespace) -> list[str]:
+    """--background-weight as a setting (none: the anet12 preset's own)."""
+    if args.background_weight is None:
+        return []
+    return [f"loss.background_weight={args.background_weight:g}"]
+
+
 def selected(variants: dict[str, list[str]], only: list[str] | None):
     return [(k, v) for k, v in variants.items() if not only or k in only]
 
@@ -237,6 +261,9 @@ def main() -> None:
     ap.add_argument("part", choices=("background", "fusion", "batching"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--background-weight", type=float, default=None,
+                    help="fusion, batching: loss.background_weight of every variant "
+                         "(default: the anet12 preset's)")
     ap.add_argument("--epochs", type=int, default=12,
                     help="batching: pad's epochs (the others train at least as many)")
     args = ap.parse_args()
