@@ -62,6 +62,12 @@ BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only vide
                                           "train.epochs=30"],
     "1 stage, normalised, weight 0.3": [NORMALISED, "loss.background_weight=0.3",
                                         "model.stages=1"],
+    "normalised, weight 0.3, gamma=0": [NORMALISED, "loss.background_weight=0.3",
+                                        "loss.gamma=0"],
+    "normalised, weight 0.3, tau=0.9": [NORMALISED, "loss.background_weight=0.3",
+                                        "loss.pseudo_tau=0.9"],
+    "normalised, weight 0.3, beta=0": [NORMALISED, "loss.background_weight=0.3",
+                                       "loss.beta=0"],
     "plain fusion, weight 1": ["model.stages=0", "loss.background_weight=1"],
     "plain fusion, weight 0.3": ["model.stages=0", "loss.background_weight=0.3"],
 }
