@@ -81,10 +81,12 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "plain fusion": ["model.stages=0"],
     "plain fusion, alpha=0": ["model.stages=0", "loss.alpha=0"],
     "plain fusion, gamma=0": ["model.stages=0", "loss.gamma=0"],
+    "plain fusion, CASL on logits": ["model.stages=0", "loss.casl_scores=logit"],
     "1 stage": [NORMALISED, "model.stages=1"],
     "2 stages (anet12 preset)": [NORMALISED],
     "2 stages, alpha=0": [NORMALISED, "loss.alpha=0"],
     "2 stages, gamma=0": [NORMALISED, "loss.gamma=0"],
+    "2 stages, CASL on logits": [NORMALISED, "loss.casl_scores=logit"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
@@ -140,7 +142,8 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
         unit = torch.nn.functional.normalize(feat, dim=-1)  # (L, d)
         spread = 1 - (unit @ unit.mean(0) / unit.mean(0).norm()).mean().item()
         c = int(np.argmax(v.labels))
-        scores = out["log_p"][..., c + 1:c + 2]  # (1, L, 1) as L_cas scores (casl_scores=prob)
+        scores = (out["log_p"][..., c + 1:c + 2] if cfg.loss.casl_scores == "prob"
+                  else out["h"][..., c:c + 1])  # (1, L, 1) what L_cas attends over time
         high, low = casl_features(out["feat"], scores, b.mask)  # (1, 1, d) each
         sep = 1 - torch.nn.functional.cosine_similarity(high[0, 0], low[0, 0], dim=0).item()
         ent = float("nan")
