@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_learning.py background [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py fusion     [--only NAME ...] [--seed 0]
                                                   [--background-weight W]
+    .venv/bin/python benchmarks/bench_learning.py trace      [--only NAME ...] [--epochs 12]
+                                                  [--background-weight W] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12] [--background-weight W]
 
 background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
@@ -15,6 +17,10 @@ fusion      ActivityNet-1.2-structured hard data (`data.synth_task=action`, clas
             visual, plain fusion, 1-3 stages, without CASL or pseudo labels), with validation
             mAP per epoch (peak, last, drop after the peak), each loss term at the first and
             last epoch, and what the best checkpoint's attention, features and mu do.
+trace       a fusion variant epoch by epoch, on the validation split: mAP, the mAP of a
+            class oracle (only the ground-truth class's segments), video-level top-1,
+            mu inside / outside the instances and segments per instance (where a decay of
+            the validation mAP comes from).
 batching    the same action data: `data.batching` pad / bucket / shortest and W-TALC random
             crops (pad with data.max_seqlen), side by side: training seconds per epoch,
             padded / real snippets, the best validation mAP within a third of pad's
@@ -43,8 +49,9 @@ import torch
 
 from avloc.config import load_config
 from avloc.data import load_dataset
+from avloc.data.base import Dataset, snippets_in
 from avloc.data.batching import PairBatchSampler, crop_length
-from avloc.train import train
+from avloc.train import resume, train
 
 BACKGROUND_BASE = ["data.format=synthetic", "data.synth_events=ave", "data.synth_classes=28",
                    "data.synth_videos=1200", "model.d_x=256", "train.lr=1e-3",
@@ -106,6 +113,63 @@ BATCHING = {
 LOSSES = ("mil", "cas", "cont", "pseu")
 
 
+def trace(args: argparse.Namespace, tmp: Path) -> None:
+    """After every epoch, on the validation split: average mAP, the same with only the
+    ground-truth class's segments (a class oracle: what is left is localization), the
+    video-level top-1, mu inside / outside the instances, and how the class oracle's
+    segments meet the instances: the share of instance snippets they cover and the share
+    of their snippets inside instances. The run is trained one epoch at a time (`resume`
+    with train.epochs one higher), each epoch scored with last.pt."""
+    from avloc.checkpoint import load_model
+    from avloc.evaluate import action_detections, action_metrics
+    from avloc.predict import VideoPrediction, predict
+
+    print("| variant | epoch | val mAP | class-oracle mAP | video top-1 | mu inside / outside "
+          "| instances covered | segments inside |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, extra in selected(FUSION, args.only):
+        cfg = load_config("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=1",
+                                     f"train.seed={args.seed}", *weight_override(args), *extra,
+                                     "train.progress=false"])
+        ds, out = load_dataset(cfg.data, None), tmp / f"trace{len(list(tmp.iterdir()))}"
+        videos = ds.splits["val"]
+        for epoch in range(1, args.epochs + 1):
+            with contextlib.redirect_stdout(io.StringIO()):
+                if epoch == 1:
+                    train(cfg, None, out, dataset=ds)
+                else:
+                    resume(out, dataset=ds, overrides=[f"train.epochs={epoch}"])
+            model, run_cfg, _ = load_model(out / "last.pt")
+            preds = predict(model, videos)
+            oracle, top1, mu_in, mu_out, hits = [], [], [], [], np.zeros(3)
+            for v, p in zip(videos, preds, strict=True):
+                c = int(np.argmax(v.labels))
+                only_c = np.zeros_like(p.p)  # (T, C+1) the ground-truth class's column alone
+                only_c[:, c + 1] = p.p[:, c + 1]
+                oracle.append(VideoPrediction(p.vid, only_c, p.mu))
+                top1.append(p.video_scores(run_cfg.loss.topk_divisor).argmax() == c)
+                inside = instance_snippets(ds, v.vid, len(p.mu))  # (T,)
+                mu_in.extend(p.mu[inside])
+                mu_out.extend(p.mu[~inside])
+                found = np.zeros_like(inside)  # (T,) snippets of the oracle's segments
+                for d in action_detections(ds, oracle[-1:], run_cfg)[p.vid]:
+                    found |= snippets_in(*d["segment"], len(p.mu), ds.timing(v.vid))
+                hits += (np.sum(found & inside), inside.sum(), found.sum())
+            print(f"| {name} | {epoch} | "
+                  f"{action_metrics(ds, preds, run_cfg, 'val')['average_mAP']:.3f} | "
+                  f"{action_metrics(ds, oracle, run_cfg, 'val')['average_mAP']:.3f} | "
+                  f"{np.mean(top1):.2f} | {np.mean(mu_in):.2f} / {np.mean(mu_out):.2f} | "
+                  f"{hits[0] / hits[1]:.2f} | {hits[0] / max(hits[2], 1):.2f} |", flush=True)
+
+
+def instance_snippets(ds: Dataset, vid: str, length: int) -> np.ndarray:
+    """(length,) bool: the snippets of video `vid` inside a ground-truth instance."""
+    inside = np.zeros(length, dtype=bool)
+    for seg in ds.annotations[vid].segments:
+        inside |= snippets_in(seg.start, seg.end, length, ds.timing(vid))
+    return inside
+
+
 def run(preset: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
     """Train quietly; the metrics dict of `train` (history per epoch, val, test), and the
     run folder as "run"."""
@@ -124,9 +188,8 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
     features of the video's class, Eq. 10; 0 = CASL has nothing to push apart), and the
     mean foreground reliability mu inside and outside the ground-truth instances (the CAS
     thresholded for segments is mu * softmax(h): where mu sits low inside instances, it
-    follows exp of the mu logit's noise and breaks instances into fragments)."""
+    follows exp of the mu logit and only its peaks pass the threshold)."""
     from avloc.checkpoint import load_model
-    from avloc.data.base import snippets_in
     from avloc.data.batching import collate
     from avloc.losses import casl_features
 
@@ -151,9 +214,7 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
             att = out["attn"][0]  # (L, L)
             ent = (-(att * att.clamp_min(1e-12).log()).sum(-1).mean() / math.log(L)).item()
         rows.append((ent, spread, sep))
-        inside = np.zeros(L, dtype=bool)  # (L,) snippets of a ground-truth instance
-        for s in ds.annotations[v.vid].segments:
-            inside |= snippets_in(s.start, s.end, L, ds.timing(v.vid))
+        inside = instance_snippets(ds, v.vid, L)  # (L,)
         mu = out["mu"][0].numpy()  # (L,)
         mu_in.extend(mu[inside])
         mu_out.extend(mu[~inside])
@@ -267,20 +328,22 @@ def selected(variants: dict[str, list[str]], only: list[str] | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=("background", "fusion", "batching"))
+    ap.add_argument("part", choices=("background", "fusion", "trace", "batching"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--background-weight", type=float, default=None,
                     help="fusion, batching: loss.background_weight of every variant "
                          "(default: the anet12 preset's)")
     ap.add_argument("--epochs", type=int, default=12,
-                    help="batching: pad's epochs (the others train at least as many)")
+                    help="batching: pad's epochs (the others train at least as many); "
+                         "trace: epochs")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"python {sys.version.split()[0]}, one thread")
     with tempfile.TemporaryDirectory() as tmp:
-        {"background": background, "fusion": fusion, "batching": batching}[args.part](
+        {"background": background, "fusion": fusion, "trace": trace,
+         "batching": batching}[args.part](
             args, Path(tmp))
 
 
