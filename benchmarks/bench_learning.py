@@ -113,63 +113,6 @@ BATCHING = {
 LOSSES = ("mil", "cas", "cont", "pseu")
 
 
-def trace(args: argparse.Namespace, tmp: Path) -> None:
-    """After every epoch, on the validation split: average mAP, the same with only the
-    ground-truth class's segments (a class oracle: what is left is localization), the
-    video-level top-1, mu inside / outside the instances, and how the class oracle's
-    segments meet the instances: the share of instance snippets they cover and the share
-    of their snippets inside instances. The run is trained one epoch at a time (`resume`
-    with train.epochs one higher), each epoch scored with last.pt."""
-    from avloc.checkpoint import load_model
-    from avloc.evaluate import action_detections, action_metrics
-    from avloc.predict import VideoPrediction, predict
-
-    print("| variant | epoch | val mAP | class-oracle mAP | video top-1 | mu inside / outside "
-          "| instances covered | segments inside |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, extra in selected(FUSION, args.only):
-        cfg = load_config("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=1",
-                                     f"train.seed={args.seed}", *weight_override(args), *extra,
-                                     "train.progress=false"])
-        ds, out = load_dataset(cfg.data, None), tmp / f"trace{len(list(tmp.iterdir()))}"
-        videos = ds.splits["val"]
-        for epoch in range(1, args.epochs + 1):
-            with contextlib.redirect_stdout(io.StringIO()):
-                if epoch == 1:
-                    train(cfg, None, out, dataset=ds)
-                else:
-                    resume(out, dataset=ds, overrides=[f"train.epochs={epoch}"])
-            model, run_cfg, _ = load_model(out / "last.pt")
-            preds = predict(model, videos)
-            oracle, top1, mu_in, mu_out, hits = [], [], [], [], np.zeros(3)
-            for v, p in zip(videos, preds, strict=True):
-                c = int(np.argmax(v.labels))
-                only_c = np.zeros_like(p.p)  # (T, C+1) the ground-truth class's column alone
-                only_c[:, c + 1] = p.p[:, c + 1]
-                oracle.append(VideoPrediction(p.vid, only_c, p.mu))
-                top1.append(p.video_scores(run_cfg.loss.topk_divisor).argmax() == c)
-                inside = instance_snippets(ds, v.vid, len(p.mu))  # (T,)
-                mu_in.extend(p.mu[inside])
-                mu_out.extend(p.mu[~inside])
-                found = np.zeros_like(inside)  # (T,) snippets of the oracle's segments
-                for d in action_detections(ds, oracle[-1:], run_cfg)[p.vid]:
-                    found |= snippets_in(*d["segment"], len(p.mu), ds.timing(v.vid))
-                hits += (np.sum(found & inside), inside.sum(), found.sum())
-            print(f"| {name} | {epoch} | "
-                  f"{action_metrics(ds, preds, run_cfg, 'val')['average_mAP']:.3f} | "
-                  f"{action_metrics(ds, oracle, run_cfg, 'val')['average_mAP']:.3f} | "
-                  f"{np.mean(top1):.2f} | {np.mean(mu_in):.2f} / {np.mean(mu_out):.2f} | "
-                  f"{hits[0] / hits[1]:.2f} | {hits[0] / max(hits[2], 1):.2f} |", flush=True)
-
-
-def instance_snippets(ds: Dataset, vid: str, length: int) -> np.ndarray:
-    """(length,) bool: the snippets of video `vid` inside a ground-truth instance."""
-    inside = np.zeros(length, dtype=bool)
-    for seg in ds.annotations[vid].segments:
-        inside |= snippets_in(seg.start, seg.end, length, ds.timing(vid))
-    return inside
-
-
 def run(preset: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
     """Train quietly; the metrics dict of `train` (history per epoch, val, test), and the
     run folder as "run"."""
@@ -256,6 +199,63 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
               f"{val[-1]:.3f} | {val[peak] - val[-1]:.3f} | {terms} | {d['entropy']:.3f} | "
               f"{d['spread']:.4f} | {d['separation']:.4f} | "
               f"{d['mu_inside']:.2f} / {d['mu_outside']:.2f} |", flush=True)
+
+
+def trace(args: argparse.Namespace, tmp: Path) -> None:
+    """After every epoch, on the validation split: average mAP, the same with only the
+    ground-truth class's segments (a class oracle: what is left is localization), the
+    video-level top-1, mu inside / outside the instances, and how the class oracle's
+    segments meet the instances: the share of instance snippets they cover and the share
+    of their snippets inside instances. The run is trained one epoch at a time (`resume`
+    with train.epochs one higher), each epoch scored with last.pt."""
+    from avloc.checkpoint import load_model
+    from avloc.evaluate import action_detections, action_metrics
+    from avloc.predict import VideoPrediction, predict
+
+    print("| variant | epoch | val mAP | class-oracle mAP | video top-1 | mu inside / outside "
+          "| instances covered | segments inside |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, extra in selected(FUSION, args.only):
+        cfg = load_config("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=1",
+                                     f"train.seed={args.seed}", *weight_override(args), *extra,
+                                     "train.progress=false"])
+        ds, out = load_dataset(cfg.data, None), tmp / f"trace{len(list(tmp.iterdir()))}"
+        videos = ds.splits["val"]
+        for epoch in range(1, args.epochs + 1):
+            with contextlib.redirect_stdout(io.StringIO()):
+                if epoch == 1:
+                    train(cfg, None, out, dataset=ds)
+                else:
+                    resume(out, dataset=ds, overrides=[f"train.epochs={epoch}"])
+            model, run_cfg, _ = load_model(out / "last.pt")
+            preds = predict(model, videos)
+            oracle, top1, mu_in, mu_out, hits = [], [], [], [], np.zeros(3)
+            for v, p in zip(videos, preds, strict=True):
+                c = int(np.argmax(v.labels))
+                only_c = np.zeros_like(p.p)  # (T, C+1) the ground-truth class's column alone
+                only_c[:, c + 1] = p.p[:, c + 1]
+                oracle.append(VideoPrediction(p.vid, only_c, p.mu))
+                top1.append(p.video_scores(run_cfg.loss.topk_divisor).argmax() == c)
+                inside = instance_snippets(ds, v.vid, len(p.mu))  # (T,)
+                mu_in.extend(p.mu[inside])
+                mu_out.extend(p.mu[~inside])
+                found = np.zeros_like(inside)  # (T,) snippets of the oracle's segments
+                for d in action_detections(ds, oracle[-1:], run_cfg)[p.vid]:
+                    found |= snippets_in(*d["segment"], len(p.mu), ds.timing(v.vid))
+                hits += (np.sum(found & inside), inside.sum(), found.sum())
+            print(f"| {name} | {epoch} | "
+                  f"{action_metrics(ds, preds, run_cfg, 'val')['average_mAP']:.3f} | "
+                  f"{action_metrics(ds, oracle, run_cfg, 'val')['average_mAP']:.3f} | "
+                  f"{np.mean(top1):.2f} | {np.mean(mu_in):.2f} / {np.mean(mu_out):.2f} | "
+                  f"{hits[0] / hits[1]:.2f} | {hits[0] / max(hits[2], 1):.2f} |", flush=True)
+
+
+def instance_snippets(ds: Dataset, vid: str, length: int) -> np.ndarray:
+    """(length,) bool: the snippets of video `vid` inside a ground-truth instance."""
+    inside = np.zeros(length, dtype=bool)
+    for seg in ds.annotations[vid].segments:
+        inside |= snippets_in(seg.start, seg.end, length, ds.timing(vid))
+    return inside
 
 
 def padded_ratio(preset: str, overrides: list[str]) -> float:
