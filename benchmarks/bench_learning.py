@@ -49,7 +49,7 @@ import torch
 
 from avloc.config import load_config
 from avloc.data import load_dataset
-from avloc.data.base import Dataset, snippets_in
+from avloc.data.base import Dataset, snippets_in_any
 from avloc.data.batching import PairBatchSampler, crop_length
 from avloc.train import resume, train
 
@@ -188,8 +188,7 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
           + " | attention entropy | feature spread | CASL d(H, L) | mu inside / outside |")
     print("|---|---|---|---|---|" + "---|" * (len(LOSSES) + 4))
     for name, extra in selected(FUSION, args.only):
-        m = run("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=30",
-                           f"train.seed={args.seed}", *weight_override(args), *extra], tmp)
+        m = run("anet12", fusion_overrides(args, extra, epochs=30), tmp)
         val = [r.get("val_average_mAP", 0.0) for r in m["history"]]
         peak = max(range(len(val)), key=val.__getitem__)
         terms = " | ".join(f"{m['history'][0].get(f'loss_{k}', 0):.3f} -> "
@@ -199,6 +198,12 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
               f"{val[-1]:.3f} | {val[peak] - val[-1]:.3f} | {terms} | {d['entropy']:.3f} | "
               f"{d['spread']:.4f} | {d['separation']:.4f} | "
               f"{d['mu_inside']:.2f} / {d['mu_outside']:.2f} |", flush=True)
+
+
+def fusion_overrides(args: argparse.Namespace, extra: list[str], epochs: int) -> list[str]:
+    """A fusion variant's settings on the action data (fusion and trace train the same)."""
+    return [*ACTION_BASE, "data.batching=shortest", f"train.epochs={epochs}",
+            f"train.seed={args.seed}", *weight_override(args), *extra]
 
 
 def trace(args: argparse.Namespace, tmp: Path) -> None:
@@ -216,8 +221,7 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
           "| instances covered | segments inside |")
     print("|---|---|---|---|---|---|---|---|")
     for name, extra in selected(FUSION, args.only):
-        cfg = load_config("anet12", [*ACTION_BASE, "data.batching=shortest", "train.epochs=1",
-                                     f"train.seed={args.seed}", *weight_override(args), *extra,
+        cfg = load_config("anet12", [*fusion_overrides(args, extra, epochs=1),
                                      "train.progress=false"])
         ds, out = load_dataset(cfg.data, None), tmp / f"trace{len(list(tmp.iterdir()))}"
         videos = ds.splits["val"]
@@ -229,19 +233,21 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
                     resume(out, dataset=ds, overrides=[f"train.epochs={epoch}"])
             model, run_cfg, _ = load_model(out / "last.pt")
             preds = predict(model, videos)
-            oracle, top1, mu_in, mu_out, hits = [], [], [], [], np.zeros(3)
+            oracle, top1 = [], []
             for v, p in zip(videos, preds, strict=True):
                 c = int(np.argmax(v.labels))
                 only_c = np.zeros_like(p.p)  # (T, C+1) the ground-truth class's column alone
                 only_c[:, c + 1] = p.p[:, c + 1]
                 oracle.append(VideoPrediction(p.vid, only_c, p.mu))
                 top1.append(p.video_scores(run_cfg.loss.topk_divisor).argmax() == c)
-                inside = instance_snippets(ds, v.vid, len(p.mu))  # (T,)
+            detections = action_detections(ds, oracle, run_cfg)
+            mu_in, mu_out, hits = [], [], np.zeros(3)
+            for p in preds:
+                inside = instance_snippets(ds, p.vid, len(p.mu))  # (T,)
+                found = snippets_in_any((d["segment"] for d in detections[p.vid]), len(p.mu),
+                                        ds.timing(p.vid))  # (T,) the oracle's segments
                 mu_in.extend(p.mu[inside])
                 mu_out.extend(p.mu[~inside])
-                found = np.zeros_like(inside)  # (T,) snippets of the oracle's segments
-                for d in action_detections(ds, oracle[-1:], run_cfg)[p.vid]:
-                    found |= snippets_in(*d["segment"], len(p.mu), ds.timing(v.vid))
                 hits += (np.sum(found & inside), inside.sum(), found.sum())
             print(f"| {name} | {epoch} | "
                   f"{action_metrics(ds, preds, run_cfg, 'val')['average_mAP']:.3f} | "
@@ -252,10 +258,8 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
 
 def instance_snippets(ds: Dataset, vid: str, length: int) -> np.ndarray:
     """(length,) bool: the snippets of video `vid` inside a ground-truth instance."""
-    inside = np.zeros(length, dtype=bool)
-    for seg in ds.annotations[vid].segments:
-        inside |= snippets_in(seg.start, seg.end, length, ds.timing(vid))
-    return inside
+    segments = ((seg.start, seg.end) for seg in ds.annotations[vid].segments)
+    return snippets_in_any(segments, length, ds.timing(vid))
 
 
 def padded_ratio(preset: str, overrides: list[str]) -> float:

@@ -126,11 +126,12 @@ def test_predicted_segments_event_and_action():
 def test_ground_truth_snippets_are_those_the_labels_score():
     """A segment off the snippet grid: the figures' choice of video (its ground-truth strip
     as snippets) and the scored event labels count the same snippets (by snippet start)."""
+    from avloc.data.base import snippets_in_any  # the figures' ground-truth strip
     from avloc.data.checks import snippet_labels_from_segments
 
     seg = Segment(0.4, 2.4, "a")  # snippet starts 0, 1, 2, 3: snippets 1 and 2 (centres: 0, 1)
     labels = snippet_labels_from_segments([seg], 4, 1.0, ["a"], "test")
-    np.testing.assert_array_equal(F._mask([(seg.start, seg.end)], 4, 1.0), labels > 0)
+    np.testing.assert_array_equal(snippets_in_any([(seg.start, seg.end)], 4, 1.0), labels > 0)
     np.testing.assert_array_equal(labels, [0, 1, 1, 0])
 
 

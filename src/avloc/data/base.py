@@ -11,6 +11,7 @@ is `classes[c]` (the paper's convention, Sec. 3: "0 denotes the background class
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,16 @@ def snippets_in(start: float, end: float, length: int, timing: Timing | float) -
     starts = grid.at(np.arange(length))  # (T,) snippet start times
     return (starts >= start - 1e-6) & (starts < end - 1e-6)
 
+
+
+def snippets_in_any(
+    segments: Iterable[tuple[float, float]], length: int, timing: Timing | float
+) -> np.ndarray:
+    """(T,) bool: the snippets inside any of the [start, end) segments (`snippets_in`)."""
+    out = np.zeros(length, dtype=bool)
+    for start, end in segments:
+        out |= snippets_in(start, end, length, timing)
+    return out
 
 @dataclass
 class Annotation:

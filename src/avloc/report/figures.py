@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from avloc.data.base import Timing, snippets_in
+from avloc.data.base import Timing, snippets_in_any
 from avloc.errors import AvlocError
 
 GT_COLOR = "#2ca02c"  # green, as in the paper's Fig. 4
@@ -147,14 +147,6 @@ def truth_segments(ds, vid: str, target: int) -> list[tuple[float, float]]:
     return [(s.start, s.end) for s in (ann.segments if ann else []) if s.label == name]
 
 
-def _mask(segments: list[tuple[float, float]], length: int, timing: Timing) -> np.ndarray:
-    """(T,) bool: the snippets inside any of the segments, by the rule of the scored labels."""
-    out = np.zeros(length, dtype=bool)
-    for s, e in segments:
-        out |= snippets_in(s, e, length, timing)
-    return out
-
-
 def pick_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> str:
     """The video of `split` where the first model's segments of the true class overlap the
     truth best (temporal IoU), counting also its gain over the second model when there is
@@ -173,13 +165,13 @@ def pick_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> str:
     best, best_score = videos[0].vid, -math.inf
     for i, v in enumerate(videos):
         target = target_class(ds, v.vid, preds[0][i].p)
-        truth = _mask(truth_segments(ds, v.vid, target), v.length, ds.timing(v.vid))
+        truth = snippets_in_any(truth_segments(ds, v.vid, target), v.length, ds.timing(v.vid))
         # prefer videos with background too: boundaries are what localization is about
         partial = 0.0 < truth.mean() < 1.0
         ious = []
         for r, p in zip(runs, preds, strict=True):
-            mask = _mask(predicted_segments(ds, r.cfg, p[i], target), v.length,
-                         ds.timing(v.vid))
+            segments = predicted_segments(ds, r.cfg, p[i], target)
+            mask = snippets_in_any(segments, v.length, ds.timing(v.vid))
             ious.append((mask & truth).sum() / max((mask | truth).sum(), 1))
         # how well the first model does, plus how much better than the second
         score = 2 * ious[0] - (ious[1] if len(ious) > 1 else ious[0]) + (3.0 if partial else 0.0)
