@@ -135,7 +135,7 @@ def test_the_doc_claims_parse_into_commands_and_numbers() -> None:
     from docnumbers import paper_notes_mu, paper_notes_tau
 
     mu = paper_notes_mu()
-    assert [argv[0] for argv in mu.commands] == ["train", "eval"] and len(mu.numbers) == 6
+    assert [argv[0] for argv in mu.commands] == ["train", "eval"] and len(mu.numbers) == 7
     tau = paper_notes_tau()
     assert [c.what for c in tau] == ["pseudo_tau 0.5", "pseudo_tau 0.7", "pseudo_tau 0.8"]
     assert tau[0].commands[0][-2:] == ["loss.pseudo_tau=0.5", "train.epochs=15"]

@@ -60,6 +60,22 @@ def test_mu_separates_events_from_background(trained):
     assert test["mu_inside_events"] - test["mu_outside_events"] == pytest.approx(gap, abs=1e-5)
 
 
+def test_background_recall_counts_background_snippets_labelled_background(trained):
+    """The share of ground-truth background snippets whose argmax is background."""
+    out, cfg, metrics = trained
+    model, _, _ = load_model(out)
+    ds = load_dataset(cfg.data, None)
+    called, total = 0, 0
+    for p in predict(model, ds.splits["test"]):
+        background = ds.annotations[p.vid].snippet_labels == 0
+        called += int((p.p.argmax(1)[background] == 0).sum())
+        total += int(background.sum())
+    assert total > 0
+    recall = metrics["test"]["background_recall"]
+    assert recall == pytest.approx(called / total, abs=1e-3)
+    assert 0.3 < recall < 1.0  # found, yet not every snippet called background
+
+
 def test_paper_notes_numbers_are_what_the_command_prints(trained):
     """docs/paper-notes.md shows `avloc train ...; avloc eval ...` and what it prints: the
     command must be this module's run and the numbers what `avloc eval` prints for it

@@ -33,11 +33,15 @@ def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, An
     labels = [argmax_labels(p.p) for p in preds]
     mu = np.concatenate([p.mu for p in preds])  # (N,) every snippet
     event = np.concatenate(truth) > 0  # (N,)
+    # background is found by 1 - mu beating mu * softmax(h), whether mu or h makes it so
+    called_background = np.concatenate(labels) == 0  # (N,)
     return {
         "accuracy": snippet_accuracy(labels, truth),
         "oracle_accuracy": oracle_accuracy(truth),
         "mu_inside_events": float(mu[event].mean()) if event.any() else None,
         "mu_outside_events": float(mu[~event].mean()) if (~event).any() else None,
+        "background_recall": float(called_background[~event].mean()) if (~event).any()
+        else None,
         "videos": len(preds),
         "snippets": int(sum(len(t) for t in truth)),
     }
@@ -276,7 +280,9 @@ def format_event_table(metrics: dict[str, Any], split: str) -> str:
         f"{split}: oracle (every snippet = the video's class) "
         f"{100 * metrics['oracle_accuracy']:.2f} %\n"
         f"{split}: mean foreground reliability mu inside events "
-        f"{_fmt(metrics['mu_inside_events'])}, outside {_fmt(metrics['mu_outside_events'])}"
+        f"{_fmt(metrics['mu_inside_events'])}, outside {_fmt(metrics['mu_outside_events'])}\n"
+        f"{split}: background snippets labelled background "
+        f"{_pct(metrics.get('background_recall'))}"
     )
 
 
@@ -301,3 +307,7 @@ def format_action_report(metrics: dict[str, Any], split: str) -> str:
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
