@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from avloc.config import LossConfig
 from avloc.data.base import Video
@@ -120,6 +121,33 @@ def test_casl_matches_naive():
     assert got.item() == pytest.approx(naive_casl(feat, h, mask, labels, 0.5), rel=1e-9)
 
 
+def test_casl_centred_is_casl_of_centred_features_and_its_closed_form():
+    """loss.casl_center: W-TALC's hinge on x minus each video's mean over its real snippets
+    (padding must not enter the mean), which reduces to max(0, margin - 2 cos(H_m, H_n))."""
+    _, _, h, mask, labels = random_batch([6, 8, 5, 7])
+    labels = with_labels(labels, [[0, 2], [0], [2, 3], [3]])
+    feat = torch.randn(4, 8, 10, dtype=torch.float64)
+    centred = feat.clone()
+    for b in range(4):
+        n = int(mask[b].sum())
+        centred[b, :n] -= feat[b, :n].mean(0)
+    got = casl_loss(feat, h, mask, labels, 0.5, center=True)
+    assert got.item() == pytest.approx(naive_casl(centred, h, mask, labels, 0.5), rel=1e-9)
+    total, count = 0.0, 0
+    for c in range(labels.shape[1]):
+        hs = {}
+        for b in range(4):
+            n = int(mask[b].sum())
+            hs[b] = torch.softmax(h[b, :n, c], 0) @ centred[b, :n]  # (F,)
+        for m in range(4):
+            for k in range(4):
+                if m != k and labels[m, c] and labels[k, c]:
+                    cos = float(hs[m] @ hs[k] / (hs[m].norm() * hs[k].norm()))
+                    total, count = total + max(0.0, 0.5 - 2 * cos), count + 1
+    assert got.item() == pytest.approx(total / count, rel=1e-6)
+    assert got.item() != pytest.approx(casl_loss(feat, h, mask, labels, 0.5).item(), rel=1e-3)
+
+
 def test_casl_on_the_shared_classes_only_is_the_same_loss_and_gradient():
     """What the trainer passes (Batch.casl_classes, from collate) changes the cost only."""
     _, _, h, mask, labels = random_batch([6, 8, 5, 7])
@@ -192,6 +220,28 @@ def test_continuity_matches_naive(sigma):
     got = foreground_continuity_loss(log_p, mu, mask, labels, cfg)
     ref = naive_continuity(log_p.exp(), mu, mask, labels, cfg)
     assert got.item() == pytest.approx(ref, rel=1e-9)
+
+
+def test_continuity_class_term_detached_teaches_mu_only():
+    """loss.cont_detach_class: same value; no gradient reaches the action logits h through
+    L_cont (the class term is a target), while mu's gradient is still there."""
+    _, _, h0, mask, labels = random_batch([10, 7, 3])
+    labels = with_labels(labels, [[1], [0, 2], [3]])
+    z0 = torch.randn(3, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    values, grads = [], []
+    for detach in (False, True):
+        h, z = h0.clone().requires_grad_(), z0.clone().requires_grad_()
+        mu = torch.sigmoid(z)
+        log_p = torch.cat([F.logsigmoid(-z)[..., None],
+                           F.logsigmoid(z)[..., None] + h.log_softmax(-1)], -1)
+        loss = foreground_continuity_loss(log_p, mu, mask, labels,
+                                          LossConfig(cont_detach_class=detach))
+        values.append(loss.item())
+        grads.append(torch.autograd.grad(loss, (h, z), allow_unused=True))
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    assert grads[0][0].abs().max() > 1e-3 and grads[1][0] is None  # h: not in the graph
+    assert grads[1][1].abs().max() > 1e-3  # z, the mu logit
+    assert not torch.allclose(grads[0][1], grads[1][1])
 
 
 # ---- pseudo localization (Eq. 9) --------------------------------------------------------

@@ -109,8 +109,14 @@ class LossConfig:
     gamma: float = 1.0  # weight of L_pseu (Eq. 10)
     casl_margin: float = 0.5  # delta of the CASL hinge (W-TALC)
     casl_scores: str = "prob"  # attention over time from p (open-max prob) | the action logit h
+    # compare H and L after subtracting each video's mean feature (what is constant over a
+    # video, its scene or class, then no longer makes H and L alike; docs/paper-notes.md)
+    casl_center: bool = False
     cont_window: int = 4  # B: the Gaussian window has B + 1 taps (Eq. 6-7)
     cont_sigma: float = 1.0  # std of the Gaussian window, in snippets
+    # L_cont's class term (Eq. 7-8) as a target for mu only: no gradient into p(c-hat)
+    # through it (the paper does not say; docs/paper-notes.md)
+    cont_detach_class: bool = False
     pseudo_neighbors: int = 2  # N: q averages N + 1 snippets (Eq. 9)
     # tau: keep pseudo labels with max q >= tau (Eq. 9); must exceed p_bg at init (0.5)
     pseudo_tau: float = 0.8

@@ -106,9 +106,15 @@ def casl_features(
     return high, low
 
 
+def center_over_time(feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """feat (B, L, F) minus each video's mean over its real snippets -> (B, L, F)."""
+    mean = (feat * mask[..., None]).sum(1) / mask.sum(1).clamp(min=1)[:, None]  # (B, F)
+    return feat - mean[:, None, :]
+
+
 def casl_loss(
     feat: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-    margin: float, classes: torch.Tensor | None = None,
+    margin: float, classes: torch.Tensor | None = None, center: bool = False,
 ) -> torch.Tensor:
     """L_cas (W-TALC): videos sharing a class have similar high-attention features.
 
@@ -123,7 +129,12 @@ def casl_loss(
     `classes` (K,), optional: score only these; a class fewer than two videos hold adds
     no pair, so passing the shared ones (Batch.casl_classes) gives the same loss with
     K instead of C class features (C = 100 on ActivityNet; K is a handful per batch).
+    `center`: x_t minus its video's mean over real snippets (then L_m = -H_m / (L - 1) and
+    the hinge reads max(0, margin - 2 cos(H_m, H_n)): the class regions' departures from
+    their videos' means agree).
     """
+    if center:
+        feat = center_over_time(feat, mask)
     if classes is not None:
         scores, labels = scores[..., classes], labels[:, classes]  # (B, L, K), (B, K)
     high, low = casl_features(feat, scores, mask)  # (B, C, F) each
@@ -178,6 +189,8 @@ def foreground_continuity_loss(
     mu_ag = temporal_smooth(mu[..., None], mask, taps)[..., 0]  # (B, L) Eq. 6
     p_gt = log_p[..., 1:].exp().masked_fill(labels[:, None, :] == 0, 0.0)  # (B, L, C)
     p_hat = p_gt.max(dim=-1).values  # (B, L) p^l(c-hat)
+    if cfg.cont_detach_class:
+        p_hat = p_hat.detach()
     mu_sp = temporal_smooth(p_hat[..., None], mask, taps)[..., 0]  # (B, L) Eq. 7
     has_class = (labels.sum(1) > 0).float()[:, None]  # (B, 1)
     per_snippet = (mu - mu_ag).abs() + has_class * (mu - mu_sp).abs()  # (B, L) Eq. 8
@@ -225,7 +238,7 @@ def total_loss(
     if cfg.alpha:
         scores = log_p[..., 1:] if cfg.casl_scores == "prob" else out["h"]
         parts["cas"] = casl_loss(out["feat"], scores, mask, labels, cfg.casl_margin,
-                                 casl_classes)
+                                 casl_classes, cfg.casl_center)
     if cfg.beta:
         parts["cont"] = foreground_continuity_loss(log_p, out["mu"], mask, labels, cfg)
     if cfg.gamma:
