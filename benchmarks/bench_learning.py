@@ -5,13 +5,14 @@
                                                   [--background-weight W]
     .venv/bin/python benchmarks/bench_learning.py trace      [--only NAME ...] [--epochs 12]
                                                   [--background-weight W] [--seed 0]
+    .venv/bin/python benchmarks/bench_learning.py casl       [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12] [--background-weight W]
 
 background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
             events fill the clip; video-class oracle about 0.83): test snippet accuracy,
-            the oracle, and mu inside vs outside events, with and without background-only
-            training videos, for the loss and model settings that decide whether mu finds
-            background.
+            the oracle, mu inside vs outside events and the share of background snippets
+            labelled background, with and without background-only training videos, for the
+            loss and model settings that decide whether the model finds background.
 fusion      ActivityNet-1.2-structured hard data (`data.synth_task=action`, class groups
             sharing looks, sounds and a scene, AR(1) noise): the fusion ablation (audio,
             visual, plain fusion, 1-3 stages, without CASL or pseudo labels), with validation
@@ -21,6 +22,11 @@ trace       a fusion variant epoch by epoch, on the validation split: mAP, the m
             class oracle (only the ground-truth class's segments), video-level top-1,
             mu inside / outside the instances and segments per instance (where a decay of
             the validation mAP comes from).
+casl        why L_cas sits at its margin: fusion variants (default: plain fusion and two
+            stages, each also with loss.casl_center) trained as in `fusion`, then, over the
+            test videos, the cosine distances L_cas compares for pairs sharing a class,
+            its hinge, and how much of a fused feature is its video's rather than the
+            snippet's own.
 batching    the same action data: `data.batching` pad / bucket / shortest and W-TALC random
             crops (pad with data.max_seqlen), side by side: training seconds per epoch,
             padded / real snippets, the best validation mAP within a third of pad's
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import math
 import platform
 import sys
@@ -75,6 +82,10 @@ BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only vide
                                         "loss.pseudo_tau=0.9"],
     "normalised, weight 0.3, beta=0": [NORMALISED, "loss.background_weight=0.3",
                                        "loss.beta=0"],
+    "normalised, weight 0.3, alpha=0": [NORMALISED, "loss.background_weight=0.3",
+                                        "loss.alpha=0"],
+    "normalised, weight 0.3, cont class term detached": [
+        NORMALISED, "loss.background_weight=0.3", "loss.cont_detach_class=true"],
     "plain fusion, weight 1": ["model.stages=0", "loss.background_weight=1"],
     "plain fusion, weight 0.3": ["model.stages=0", "loss.background_weight=0.3"],
 }
@@ -89,11 +100,13 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "plain fusion, alpha=0": ["model.stages=0", "loss.alpha=0"],
     "plain fusion, gamma=0": ["model.stages=0", "loss.gamma=0"],
     "plain fusion, CASL on logits": ["model.stages=0", "loss.casl_scores=logit"],
+    "plain fusion, CASL centred": ["model.stages=0", "loss.casl_center=true"],
     "1 stage": [NORMALISED, "model.stages=1"],
     "2 stages (anet12 preset)": [NORMALISED],
     "2 stages, alpha=0": [NORMALISED, "loss.alpha=0"],
     "2 stages, gamma=0": [NORMALISED, "loss.gamma=0"],
     "2 stages, CASL on logits": [NORMALISED, "loss.casl_scores=logit"],
+    "2 stages, CASL centred": [NORMALISED, "loss.casl_center=true"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
@@ -104,6 +117,8 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "2 stages, weight decay": [NORMALISED, "train.weight_decay=5e-4"],
     "2 stages, raw, weight decay": [RAW, "train.weight_decay=5e-4"],
 }
+CASL_DEFAULT = ["plain fusion", "plain fusion, CASL centred", "2 stages (anet12 preset)",
+                "2 stages, CASL centred"]
 BATCHING = {
     "pad": ["data.batching=pad"],
     "pad, crop 100 (W-TALC)": ["data.batching=pad", "data.max_seqlen=100"],
@@ -148,10 +163,8 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
         unit = torch.nn.functional.normalize(feat, dim=-1)  # (L, d)
         spread = 1 - (unit @ unit.mean(0) / unit.mean(0).norm()).mean().item()
         c = int(np.argmax(v.labels))
-        scores = (out["log_p"][..., c + 1:c + 2] if cfg.loss.casl_scores == "prob"
-                  else out["h"][..., c:c + 1])  # (1, L, 1) what L_cas attends over time
-        high, low = casl_features(out["feat"], scores, b.mask)  # (1, 1, d) each
-        sep = 1 - torch.nn.functional.cosine_similarity(high[0, 0], low[0, 0], dim=0).item()
+        high, low = casl_features(out["feat"], casl_scores(out, cfg, c), b.mask)  # (1, 1, d)
+        sep = cosine_distance(high[0, 0], low[0, 0])
         ent = float("nan")
         if "attn" in out:
             att = out["attn"][0]  # (L, L)
@@ -166,10 +179,75 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
             "mu_inside": float(np.mean(mu_in)), "mu_outside": float(np.mean(mu_out))}
 
 
+def casl_scores(out: dict[str, torch.Tensor], cfg: Any, c: int) -> torch.Tensor:
+    """(1, L, 1): what L_cas attends over time with for class c (loss.casl_scores)."""
+    if cfg.loss.casl_scores == "prob":
+        return out["log_p"][..., c + 1:c + 2]
+    return out["h"][..., c:c + 1]
+
+
+@torch.no_grad()
+def casl_distances(run_dir: Path) -> dict[str, float]:
+    """What L_cas sees with the best checkpoint, over every test video: for each pair of
+    videos sharing their class, d(H_m, H_n) and d(H_m, L_n) (cosine distances of Eq. 10's
+    features, centred when loss.casl_center) and the hinge; d(H_m, H_n) for pairs of
+    different classes; and how much of a snippet's feature is its video's (norm of the
+    video's mean minus the mean of all videos) against the snippet's own (norm of the
+    snippet minus its video's mean)."""
+    from avloc.checkpoint import load_model
+    from avloc.data.batching import collate
+    from avloc.losses import casl_features, center_over_time
+
+    model, cfg, _ = load_model(run_dir)
+    model.eval()
+    per_class: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    video_means, within = [], []
+    for v in load_dataset(cfg.data, None).splits["test"]:
+        b = collate([v])
+        out = model(b.audio, b.visual, b.mask)
+        feat = out["feat"]  # (1, L, d)
+        video_means.append(feat[0].mean(0))
+        within.append((feat[0] - feat[0].mean(0)).norm(dim=-1).mean())
+        if cfg.loss.casl_center:
+            feat = center_over_time(feat, b.mask)
+        c = int(np.argmax(v.labels))
+        high, low = casl_features(feat, casl_scores(out, cfg, c), b.mask)  # (1, 1, d) each
+        per_class.setdefault(c, []).append((high[0, 0], low[0, 0]))
+    d = cosine_distance
+    same = [(d(hm, hn), d(hm, ln)) for pairs in per_class.values()
+            for i, (hm, _) in enumerate(pairs) for j, (hn, ln) in enumerate(pairs) if i != j]
+    firsts = [pairs[0][0] for pairs in per_class.values()]
+    means = torch.stack(video_means)  # (N, d)
+    margin = cfg.loss.casl_margin
+    return {"hh_same": float(np.mean([hh for hh, _ in same])),
+            "hl_same": float(np.mean([hl for _, hl in same])),
+            "hinge": float(np.mean([max(0.0, hh - hl + margin) for hh, hl in same])),
+            "hh_other": float(np.mean([d(a, b) for a, b in itertools.pairwise(firsts)])),
+            "video_vs_snippet": ((means - means.mean(0)).norm(dim=-1).mean()
+                                 / torch.stack(within).mean()).item(),
+            "pairs": len(same)}
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 1 - torch.nn.functional.cosine_similarity(a, b, dim=0).item()
+
+
+def casl(args: argparse.Namespace, tmp: Path) -> None:
+    print("| variant | test mAP | d(H_m, H_n) same class | d(H_m, L_n) same class | hinge "
+          "| d(H_m, H_n) other class | video / snippet part of a feature | pairs |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, extra in selected(FUSION, args.only or CASL_DEFAULT):
+        m = run("anet12", fusion_overrides(args, extra, epochs=30), tmp)
+        c = casl_distances(m["run"])
+        print(f"| {name} | {m['test']['average_mAP']:.3f} | {c['hh_same']:.3f} | "
+              f"{c['hl_same']:.3f} | {c['hinge']:.3f} | {c['hh_other']:.3f} | "
+              f"{c['video_vs_snippet']:.2f} | {c['pairs']} |", flush=True)
+
+
 def background(args: argparse.Namespace, tmp: Path) -> None:
     print("| variant | background videos | test accuracy | oracle | mu inside | mu outside "
-          "| mu contrast | best epoch | s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| mu contrast | background found | best epoch | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, extra in selected(BACKGROUND, args.only):
         for n_bg in (178, 0):
             t0 = time.perf_counter()
@@ -179,7 +257,8 @@ def background(args: argparse.Namespace, tmp: Path) -> None:
             inside, outside = t["mu_inside_events"], t["mu_outside_events"]
             print(f"| {name} | {n_bg} | {t['accuracy']:.3f} | {t['oracle_accuracy']:.3f} | "
                   f"{inside:.3f} | {outside:.3f} | {inside - outside:+.3f} | "
-                  f"{m['best_epoch']} | {time.perf_counter() - t0:.0f} |", flush=True)
+                  f"{t['background_recall']:.3f} | {m['best_epoch']} | "
+                  f"{time.perf_counter() - t0:.0f} |", flush=True)
 
 
 def fusion(args: argparse.Namespace, tmp: Path) -> None:
@@ -332,7 +411,7 @@ def selected(variants: dict[str, list[str]], only: list[str] | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=("background", "fusion", "trace", "batching"))
+    ap.add_argument("part", choices=("background", "fusion", "trace", "casl", "batching"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--background-weight", type=float, default=None,
@@ -346,7 +425,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"python {sys.version.split()[0]}, one thread")
     with tempfile.TemporaryDirectory() as tmp:
-        {"background": background, "fusion": fusion, "trace": trace,
+        {"background": background, "fusion": fusion, "trace": trace, "casl": casl,
          "batching": batching}[args.part](
             args, Path(tmp))
 

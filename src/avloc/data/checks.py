@@ -180,8 +180,9 @@ def no_background_note(ds: Dataset) -> str | None:
         return None
     return (f"all {len(train)} training videos hold an event (no background-only videos, "
             "as AVE's weak setting has): background is learnt only from within each video, "
-            "so expect mu to separate event from background less well; see "
-            "docs/paper-notes.md on loss.background_topk and loss.background_weight")
+            "so expect mu to separate event from background less well (the class soft-max "
+            "may still find it: avloc eval prints the share of background snippets found); "
+            "see docs/paper-notes.md, 'Background without background-only videos'")
 
 
 def check_length(
