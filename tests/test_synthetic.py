@@ -4,6 +4,7 @@ annotations' (checked against the files), and each mode generates what it says."
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from avloc.data.synthetic import (
     ANET_INSTANCES,
     ANET_LENGTH_PCT,
     AVE_EVENTS,
+    THUMOS_INSTANCE_PCT,
+    THUMOS_INSTANCES_PCT,
+    THUMOS_LENGTH_PCT,
 )
 from avloc.io import load_npy
 from avloc.metrics import oracle_accuracy
@@ -47,6 +51,18 @@ def test_activitynet_statistics_are_those_of_the_real_annotations(anet_dir: Path
     np.testing.assert_allclose(real, ANET_FRACTION_PCT, atol=0.0006)
 
 
+def test_thumos_statistics_are_those_of_the_real_annotations(thumos_dir: Path) -> None:
+    videos = json.loads((thumos_dir / "thumos14.json").read_text())["database"].values()
+    pct = range(0, 101, 5)
+    lengths = np.array([v["duration"] for v in videos]) / 0.64
+    assert np.round(np.percentile(lengths, pct)).tolist() == list(THUMOS_LENGTH_PCT)
+    counts = [len(v["annotations"]) for v in videos]
+    np.testing.assert_allclose(np.percentile(counts, pct), THUMOS_INSTANCES_PCT, atol=1e-9)
+    instances = [(e - s) / 0.64 for v in videos for s, e in (a["segment"]
+                                                              for a in v["annotations"])]
+    np.testing.assert_allclose(np.percentile(instances, pct), THUMOS_INSTANCE_PCT, atol=0.006)
+
+
 def oracle(ds) -> float:
     return oracle_accuracy([ds.annotations[v.vid].snippet_labels for v in ds.splits["test"]])
 
@@ -66,6 +82,27 @@ def test_action_videos_have_activitynet_lengths_and_instances() -> None:
     assert 140 <= lengths.mean() <= 220  # ActivityNet 1.2: mean 180 snippets
     per_video = [len(ds.annotations[v.vid].segments) for v in ds.splits["train"]]
     assert 0.65 <= np.mean(np.array(per_video) == 1) <= 0.85  # 76 % of real videos have one
+
+
+def test_action_videos_have_thumos_lengths_and_instances() -> None:
+    """data.synth_actions=thumos14: long videos with many short instances (real THUMOS'14:
+    median 241 snippets of 0.64 s, 8 instances of 4.7 snippets, 31 % of a video action)."""
+    ds = synthetic(synth_task="action", synth_actions="thumos14", synth_videos=400,
+                   synth_classes=20, synth_background_videos=0)
+    videos = ds.splits["train"]
+    lengths = np.array([v.length for v in videos])
+    assert lengths.min() >= 14 and lengths.max() <= 2615
+    assert 180 <= np.median(lengths) <= 310
+    segments = [ds.annotations[v.vid].segments for v in videos]
+    assert 5 <= np.median([len(s) for s in segments]) <= 12
+    snippets = [(g.end - g.start) / ds.snippet_seconds for s in segments for g in s]
+    assert 3 <= np.median(snippets) <= 6.5
+    action = [sum((g.end - g.start) / ds.snippet_seconds for g in s) / v.length
+              for s, v in zip(segments, videos, strict=True)]
+    assert 0.2 <= np.mean(action) <= 0.45
+    anet = synthetic(synth_task="action", synth_videos=400, synth_classes=20,
+                     synth_background_videos=0)
+    assert np.median([len(anet.annotations[v.vid].segments) for v in anet.splits["train"]]) == 1
 
 
 def test_noise_correlation_is_the_ar1_coefficient_asked() -> None:

@@ -66,8 +66,9 @@ class DataConfig:
     synth_audio_dim: int = 128
     synth_visual_dim: int = 256
     synth_length: int = 10
-    synth_task: str = "event"  # event (AVE-like) | action (ActivityNet-1.2-like lengths, mAP)
+    synth_task: str = "event"  # event (AVE-like) | action (untrimmed, mAP: synth_actions)
     synth_events: str = "uniform"  # event task's times: uniform | ave (the real AVE's)
+    synth_actions: str = "anet12"  # action task's lengths and instances: anet12 | thumos14
     synth_groups: int = 0  # hard mode: classes in this many groups sharing looks, sounds, scene
     synth_group_share: float = 0.7  # hard mode: how much of a class is its group's prototype
     synth_noise_corr: float = 0.0  # AR(1) coefficient of the noise over time (0: independent)
@@ -211,6 +212,7 @@ CHOICES = {
     "data.batching": ("pad", "bucket", "shortest"),
     "train.dtype": ("float32", "float64"),
     "data.synth_events": ("uniform", "ave"),
+    "data.synth_actions": ("anet12", "thumos14"),
     "data.synth_task": ("event", "action"),
     "model.modality": ("av", "audio", "visual"),
     "model.attention": ("efficient", "explicit"),

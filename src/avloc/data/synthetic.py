@@ -17,10 +17,13 @@ Two structures (`data.synth_task`):
   counted from its Annotations.txt: two in three events last the whole ten seconds), so
   background is as rare as there and the oracle that labels every snippet with the video's
   class is as strong (82 % on AVE's test split).
-- `action` (ActivityNet-1.2-like): video lengths, instances per video and instance lengths
-  drawn from the real ActivityNet 1.2 annotations' distributions (`ANET_*`: 4 to 373
+- `action` (untrimmed videos, evaluated by mAP, one class per video): video lengths,
+  instances per video and instance lengths drawn from the real annotations'
+  distributions (`data.synth_actions`): `anet12`, ActivityNet 1.2's (`ANET_*`: 4 to 373
   snippets of 0.64 s, mean 180; 1.5 instances; an instance covers 2 % to 99 % of its
-  video, median 36 %), one class per video, evaluated by mAP.
+  video, median 36 %); `thumos14`, THUMOS'14's (`THUMOS_*`: 14 to 2,615 snippets, median
+  241; median 8 instances, up to 218; median 4.7 snippets each, so about a third of a
+  video is action).
 
 Noise is Gaussian, independent across snippets by default; `data.synth_noise_corr` makes
 it AR(1) in time, as real features of neighbouring snippets are alike (a localizer that
@@ -59,6 +62,15 @@ ANET_LENGTH_PCT = (4, 25, 45, 61, 79, 94, 108, 123, 139, 155, 173, 191, 208, 227
 ANET_INSTANCES = {1: 5444, 2: 1062, 3: 310, 4: 158, 5: 84, 6: 45, 7: 37, 8: 19, 9: 15}
 ANET_FRACTION_PCT = (0.0, 0.02, 0.033, 0.048, 0.067, 0.092, 0.124, 0.167, 0.225, 0.29, 0.362,
                      0.449, 0.541, 0.626, 0.705, 0.779, 0.843, 0.893, 0.938, 0.987, 1.0)
+# THUMOS'14 (ActionFormer's thumos14.json, 412 videos): snippets of 0.64 s per video,
+# instances per video, and instance lengths in snippets of 0.64 s, each at the 0, 5, 10, ...,
+# 100th percentiles (tests/test_synthetic.py checks them against the file).
+THUMOS_LENGTH_PCT = (14, 49, 66, 96, 112, 139, 161, 181, 201, 216, 241, 266, 287, 308, 332,
+                     357, 397, 482, 672, 1100, 2615)
+THUMOS_INSTANCES_PCT = (1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 11, 14, 16, 20, 23, 29, 36, 51.45,
+                        218)
+THUMOS_INSTANCE_PCT = (0.31, 1.25, 1.56, 1.88, 2.19, 2.5, 2.97, 3.28, 3.75, 4.22, 4.69, 5.47,
+                       6.25, 7.19, 8.28, 9.22, 10.16, 11.72, 13.28, 16.72, 184.53)
 KINDS = ("clean", "drowned", "static")
 KIND_P = (0.4, 0.3, 0.3)
 STRONG, FAINT, SCENE = 0.45, 0.12, 0.45
@@ -105,12 +117,24 @@ def _event_times(cfg: DataConfig, rng: np.random.Generator) -> list[tuple[int, i
     return [(start, start + length)]
 
 
-def _action_times(rng: np.random.Generator) -> tuple[int, list[tuple[int, int]]]:
-    """An ActivityNet-like video: its length and its instances' [start, end), disjoint."""
-    T = max(4, round(_quantile_draw(rng, ANET_LENGTH_PCT)))
-    counts = np.array(list(ANET_INSTANCES.values()), dtype=np.float64)
-    n = list(ANET_INSTANCES)[rng.choice(len(counts), p=counts / counts.sum())]
-    lengths = [max(1, round(_quantile_draw(rng, ANET_FRACTION_PCT) * T / n)) for _ in range(n)]
+def _action_times(
+    cfg: DataConfig, rng: np.random.Generator
+) -> tuple[int, list[tuple[int, int]]]:
+    """An untrimmed video (data.synth_actions: ActivityNet 1.2's or THUMOS'14's
+    statistics): its length and its instances' [start, end), disjoint."""
+    if cfg.synth_actions == "thumos14":
+        T = max(4, round(_quantile_draw(rng, THUMOS_LENGTH_PCT)))
+        n = max(1, round(_quantile_draw(rng, THUMOS_INSTANCES_PCT)))
+        lengths = [max(1, round(_quantile_draw(rng, THUMOS_INSTANCE_PCT))) for _ in range(n)]
+        while len(lengths) > 1 and sum(lengths) > T:  # short videos hold fewer instances
+            lengths.pop()
+    else:
+        T = max(4, round(_quantile_draw(rng, ANET_LENGTH_PCT)))
+        counts = np.array(list(ANET_INSTANCES.values()), dtype=np.float64)
+        n = list(ANET_INSTANCES)[rng.choice(len(counts), p=counts / counts.sum())]
+        lengths = [max(1, round(_quantile_draw(rng, ANET_FRACTION_PCT) * T / n))
+                   for _ in range(n)]
+    n = len(lengths)
     gaps = rng.dirichlet(np.ones(n + 1)) * max(T - sum(lengths), 0)  # background between
     times, at = [], 0.0
     for length, gap in zip(lengths, gaps, strict=False):
@@ -129,7 +153,7 @@ def _make_video(
     if cfg.synth_groups and cls is not None:
         scene = protos.group[cls]  # the class group's scene, all video long
     if cfg.synth_task == "action":
-        L, events = _action_times(rng)
+        L, events = _action_times(cfg, rng)
     else:
         L, events = cfg.synth_length, []
     audio = np.tile(protos.ambient[ambient] * SCENE, (L, 1))  # (L, D_a)
