@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/bench_learning.py background [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py fusion     [--only NAME ...] [--seed 0]
-                                                  [--background-weight W]
+                                                  [--background-weight W] [--actions A]
     .venv/bin/python benchmarks/bench_learning.py trace      [--only NAME ...] [--epochs 12]
                                                   [--background-weight W] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py casl       [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12] [--background-weight W]
+    .venv/bin/python benchmarks/bench_learning.py crops      [--actions A]
 
 background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
             events fill the clip; video-class oracle about 0.83): test snippet accuracy,
@@ -32,6 +33,13 @@ batching    the same action data: `data.batching` pad / bucket / shortest and W-
             padded / real snippets, the best validation mAP within a third of pad's
             training time, and the training time each needs to reach pad's best
             validation mAP.
+crops       no training: for each batching choice, the padded / real snippets of an
+            epoch and the share of training crops that hold no instance.
+
+fusion, trace, casl, batching and crops use the `anet12` preset on ActivityNet-1.2-
+structured data, or with `--actions thumos14` the `thumos14` preset on THUMOS'14-structured
+data (`data.synth_actions=thumos14`: long videos, many short instances; 20 classes in 5
+groups, 400 training videos; the same model scale and noise).
 
 Every run is `avloc.train.train` on one CPU thread (torch.set_num_threads(1)), so variants
 compare like with like on a shared machine; runs go to a temporary folder.
@@ -57,7 +65,7 @@ import torch
 from avloc.config import load_config
 from avloc.data import load_dataset
 from avloc.data.base import Dataset, snippets_in_any
-from avloc.data.batching import PairBatchSampler, crop_length
+from avloc.data.batching import PairBatchSampler, crop_length, crop_window
 from avloc.train import resume, train
 
 BACKGROUND_BASE = ["data.format=synthetic", "data.synth_events=ave", "data.synth_classes=28",
@@ -93,6 +101,12 @@ ACTION_BASE = ["data.format=synthetic", "data.synth_task=action", "data.synth_cl
                "data.synth_videos=600", "data.synth_background_videos=0",
                "data.synth_groups=20", "data.synth_group_share=0.5", "data.synth_noise=0.4",
                "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3"]
+THUMOS_BASE = ["data.format=synthetic", "data.synth_task=action", "data.synth_actions=thumos14",
+               "data.synth_classes=20", "data.synth_videos=400",
+               "data.synth_background_videos=0", "data.synth_groups=5",
+               "data.synth_group_share=0.5", "data.synth_noise=0.4",
+               "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3"]
+ACTIONS = {"anet12": ACTION_BASE, "thumos14": THUMOS_BASE}  # --actions: preset -> data
 FUSION = {  # each at the preset's loss.background_weight unless --background-weight
     "audio only": ["model.modality=audio", "model.stages=0"],
     "visual only": ["model.modality=visual", "model.stages=0"],
@@ -102,7 +116,7 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "plain fusion, CASL on logits": ["model.stages=0", "loss.casl_scores=logit"],
     "plain fusion, CASL centred": ["model.stages=0", "loss.casl_center=true"],
     "1 stage": [NORMALISED, "model.stages=1"],
-    "2 stages (anet12 preset)": [NORMALISED],
+    "2 stages (the preset)": [NORMALISED],
     "2 stages, alpha=0": [NORMALISED, "loss.alpha=0"],
     "2 stages, gamma=0": [NORMALISED, "loss.gamma=0"],
     "2 stages, CASL on logits": [NORMALISED, "loss.casl_scores=logit"],
@@ -117,7 +131,7 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "2 stages, weight decay": [NORMALISED, "train.weight_decay=5e-4"],
     "2 stages, raw, weight decay": [RAW, "train.weight_decay=5e-4"],
 }
-CASL_DEFAULT = ["plain fusion", "plain fusion, CASL centred", "2 stages (anet12 preset)",
+CASL_DEFAULT = ["plain fusion", "plain fusion, CASL centred", "2 stages (the preset)",
                 "2 stages, CASL centred"]
 BATCHING = {
     "pad": ["data.batching=pad"],
@@ -237,7 +251,7 @@ def casl(args: argparse.Namespace, tmp: Path) -> None:
           "| d(H_m, H_n) other class | video / snippet part of a feature | pairs |")
     print("|---|---|---|---|---|---|---|---|")
     for name, extra in selected(FUSION, args.only or CASL_DEFAULT):
-        m = run("anet12", fusion_overrides(args, extra, epochs=30), tmp)
+        m = run(args.actions, fusion_overrides(args, extra, epochs=30), tmp)
         c = casl_distances(m["run"])
         print(f"| {name} | {m['test']['average_mAP']:.3f} | {c['hh_same']:.3f} | "
               f"{c['hl_same']:.3f} | {c['hinge']:.3f} | {c['hh_other']:.3f} | "
@@ -267,7 +281,7 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
           + " | attention entropy | feature spread | CASL d(H, L) | mu inside / outside |")
     print("|---|---|---|---|---|" + "---|" * (len(LOSSES) + 4))
     for name, extra in selected(FUSION, args.only):
-        m = run("anet12", fusion_overrides(args, extra, epochs=30), tmp)
+        m = run(args.actions, fusion_overrides(args, extra, epochs=30), tmp)
         val = [r.get("val_average_mAP", 0.0) for r in m["history"]]
         peak = max(range(len(val)), key=val.__getitem__)
         terms = " | ".join(f"{m['history'][0].get(f'loss_{k}', 0):.3f} -> "
@@ -281,7 +295,7 @@ def fusion(args: argparse.Namespace, tmp: Path) -> None:
 
 def fusion_overrides(args: argparse.Namespace, extra: list[str], epochs: int) -> list[str]:
     """A fusion variant's settings on the action data (fusion and trace train the same)."""
-    return [*ACTION_BASE, "data.batching=shortest", f"train.epochs={epochs}",
+    return [*ACTIONS[args.actions], "data.batching=shortest", f"train.epochs={epochs}",
             f"train.seed={args.seed}", *weight_override(args), *extra]
 
 
@@ -300,7 +314,7 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
           "| instances covered | segments inside |")
     print("|---|---|---|---|---|---|---|---|")
     for name, extra in selected(FUSION, args.only):
-        cfg = load_config("anet12", [*fusion_overrides(args, extra, epochs=1),
+        cfg = load_config(args.actions, [*fusion_overrides(args, extra, epochs=1),
                                      "train.progress=false"])
         ds, out = load_dataset(cfg.data, None), tmp / f"trace{len(list(tmp.iterdir()))}"
         videos = ds.splits["val"]
@@ -341,20 +355,36 @@ def instance_snippets(ds: Dataset, vid: str, length: int) -> np.ndarray:
     return snippets_in_any(segments, length, ds.timing(vid))
 
 
-def padded_ratio(preset: str, overrides: list[str]) -> float:
-    """Snippets an epoch computes (padding included, crops excluded) / the snippets of the
-    videos it draws: above 1 is padding, below 1 cropping."""
+def epoch_crops(preset: str, overrides: list[str]) -> tuple[float, float]:
+    """What one training epoch (seed 0, epoch 0) computes: snippets computed (padding
+    included, crops excluded) / the snippets of the videos it draws (above 1 is padding,
+    below 1 cropping), and the share of training crops that hold no snippet of an
+    instance (their video-level label is then wrong for what the model sees)."""
     cfg = load_config(preset, overrides)
-    videos = load_dataset(cfg.data, None).splits["train"]
+    ds = load_dataset(cfg.data, None)
+    videos = ds.splits["train"]
     sampler = PairBatchSampler(videos, cfg.train.batch_size, cfg.train.similar_pairs, seed=0,
                                bucket=cfg.data.batching == "bucket")
-    computed = real = 0
+    computed = real = empty = drawn = 0
     for groups in sampler.epoch(0):
         crop = crop_length(videos, groups, cfg.data.batching, cfg.data.max_seqlen)
         lengths = [videos[i].length for g in groups for i in g]
         computed += len(lengths) * min(max(lengths), crop)
         real += sum(lengths)
-    return computed / real
+        for i in (int(i) for g in groups for i in g):  # the window training draws (load_share)
+            window = crop_window(videos[i].length, crop, np.random.default_rng([0, 0, i]))
+            empty += not instance_snippets(ds, videos[i].vid, videos[i].length)[window].any()
+            drawn += 1
+    return computed / real, empty / drawn
+
+
+def crops(args: argparse.Namespace, tmp: Path) -> None:
+    """Each batching choice's first epoch, without training."""
+    print("| batching | padded / real snippets | crops without an instance |")
+    print("|---|---|---|")
+    for name, extra in BATCHING.items():
+        ratio, empty = epoch_crops(args.actions, [*ACTIONS[args.actions], *extra])
+        print(f"| {name} | {ratio:.2f} | {empty:.3f} |", flush=True)
 
 
 def batching(args: argparse.Namespace, tmp: Path) -> None:
@@ -363,15 +393,15 @@ def batching(args: argparse.Namespace, tmp: Path) -> None:
     best validation mAP in at most a third of pad's time."""
     rows = {}
     for name, extra in BATCHING.items():
-        overrides = [*ACTION_BASE, NORMALISED, f"train.seed={args.seed}",
+        overrides = [*ACTIONS[args.actions], NORMALISED, f"train.seed={args.seed}",
                      *weight_override(args), *extra]
-        ratio = padded_ratio("anet12", overrides)
+        ratio, _ = epoch_crops(args.actions, overrides)
         epochs = args.epochs
         if rows:  # pad's time per computed snippet, times this choice's snippets
             pad_curve, pad_ratio, _, _ = rows["pad"]
             per_epoch = pad_curve[-1][0] / len(pad_curve) * ratio / pad_ratio
             epochs = max(args.epochs, math.ceil(1.3 * pad_curve[-1][0] / 3 / per_epoch))
-        m = run("anet12", [*overrides, f"train.epochs={epochs}"], tmp)
+        m = run(args.actions, [*overrides, f"train.epochs={epochs}"], tmp)
         clock, curve = 0.0, []  # (training seconds so far, val mAP)
         for r in m["history"]:
             clock += r["seconds"]
@@ -399,7 +429,7 @@ def reach(curve: list[tuple[float, float]], target: float) -> float:
 
 
 def weight_override(args: argparse.Namespace) -> list[str]:
-    """--background-weight as a setting (none: the anet12 preset's own)."""
+    """--background-weight as a setting (none: the preset's own)."""
     if args.background_weight is None:
         return []
     return [f"loss.background_weight={args.background_weight:g}"]
@@ -411,12 +441,16 @@ def selected(variants: dict[str, list[str]], only: list[str] | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=("background", "fusion", "trace", "casl", "batching"))
+    ap.add_argument("part", choices=("background", "fusion", "trace", "casl", "batching",
+                                     "crops"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--background-weight", type=float, default=None,
-                    help="fusion, batching: loss.background_weight of every variant "
-                         "(default: the anet12 preset's)")
+                    help="the action parts: loss.background_weight of every "
+                         "variant (default: the preset's)")
+    ap.add_argument("--actions", choices=tuple(ACTIONS), default="anet12",
+                    help="the action parts: the action preset and the data "
+                         "laid out like its benchmark (data.synth_actions)")
     ap.add_argument("--epochs", type=int, default=12,
                     help="batching: pad's epochs (the others train at least as many); "
                          "trace: epochs")
@@ -426,7 +460,7 @@ def main() -> None:
           f"python {sys.version.split()[0]}, one thread")
     with tempfile.TemporaryDirectory() as tmp:
         {"background": background, "fusion": fusion, "trace": trace, "casl": casl,
-         "batching": batching}[args.part](
+         "batching": batching, "crops": crops}[args.part](
             args, Path(tmp))
 
 
