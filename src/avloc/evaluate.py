@@ -33,14 +33,16 @@ def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, An
     labels = [argmax_labels(p.p) for p in preds]
     mu = np.concatenate([p.mu for p in preds])  # (N,) every snippet
     event = np.concatenate(truth) > 0  # (N,)
-    # background is found by 1 - mu beating mu * softmax(h), whether mu or h makes it so
+    # a snippet is called background where 1 - mu beats mu * max softmax(h): a low mu or a
+    # flat class soft-max finds it
     called_background = np.concatenate(labels) == 0  # (N,)
+    has_background = bool((~event).any())
     return {
         "accuracy": snippet_accuracy(labels, truth),
         "oracle_accuracy": oracle_accuracy(truth),
         "mu_inside_events": float(mu[event].mean()) if event.any() else None,
-        "mu_outside_events": float(mu[~event].mean()) if (~event).any() else None,
-        "background_recall": float(called_background[~event].mean()) if (~event).any()
+        "mu_outside_events": float(mu[~event].mean()) if has_background else None,
+        "background_recall": float(called_background[~event].mean()) if has_background
         else None,
         "videos": len(preds),
         "snippets": int(sum(len(t) for t in truth)),
@@ -306,7 +308,6 @@ def format_action_report(metrics: dict[str, Any], split: str) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
-
 
 
 def _pct(x: float | None) -> str:
