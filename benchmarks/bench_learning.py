@@ -121,6 +121,8 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "2 stages, gamma=0": [NORMALISED, "loss.gamma=0"],
     "2 stages, CASL on logits": [NORMALISED, "loss.casl_scores=logit"],
     "2 stages, CASL centred": [NORMALISED, "loss.casl_center=true"],
+    "2 stages, localize.min_snippets=1": [NORMALISED, "localize.min_snippets=1"],
+    "2 stages, localize.min_snippets=2": [NORMALISED, "localize.min_snippets=2"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
