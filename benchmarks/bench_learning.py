@@ -153,6 +153,25 @@ def run(preset: str, overrides: list[str], tmp: Path) -> dict[str, Any]:
         return {**train(cfg, None, out), "run": out}
 
 
+def test_outputs(run_dir: Path, videos: int | None = None) -> tuple[Any, Dataset, Any]:
+    """The best checkpoint's settings, its dataset, and an iterator of (video, batch,
+    outputs with the last stage's attention) over the first `videos` test videos (all:
+    None). Iterate under torch.no_grad()."""
+    from avloc.checkpoint import load_model
+    from avloc.data.batching import collate
+
+    model, cfg, _ = load_model(run_dir)
+    model.eval()
+    ds = load_dataset(cfg.data, None)
+
+    def outputs():
+        for v in ds.splits["test"][:videos]:
+            b = collate([v])
+            yield v, b, model(b.audio, b.visual, b.mask, return_attention=cfg.model.stages > 0)
+
+    return cfg, ds, outputs()
+
+
 @torch.no_grad()
 def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
     """What the best checkpoint does on test videos: the last stage's attention entropy /
@@ -163,17 +182,11 @@ def diagnose(run_dir: Path, videos: int = 40) -> dict[str, float]:
     mean foreground reliability mu inside and outside the ground-truth instances (the CAS
     thresholded for segments is mu * softmax(h): where mu sits low inside instances, it
     follows exp of the mu logit and only its peaks pass the threshold)."""
-    from avloc.checkpoint import load_model
-    from avloc.data.batching import collate
     from avloc.losses import casl_features
 
-    model, cfg, _ = load_model(run_dir)
-    model.eval()
-    ds = load_dataset(cfg.data, None)
+    cfg, ds, outputs = test_outputs(run_dir, videos)
     rows, mu_in, mu_out = [], [], []
-    for v in ds.splits["test"][:videos]:
-        b = collate([v])
-        out = model(b.audio, b.visual, b.mask, return_attention=cfg.model.stages > 0)
+    for v, b, out in outputs:
         feat = out["feat"][0]  # (L, d)
         L = feat.shape[0]
         unit = torch.nn.functional.normalize(feat, dim=-1)  # (L, d)
@@ -210,17 +223,12 @@ def casl_distances(run_dir: Path) -> dict[str, float]:
     different classes; and how much of a snippet's feature is its video's (norm of the
     video's mean minus the mean of all videos) against the snippet's own (norm of the
     snippet minus its video's mean)."""
-    from avloc.checkpoint import load_model
-    from avloc.data.batching import collate
     from avloc.losses import casl_features, center_over_time
 
-    model, cfg, _ = load_model(run_dir)
-    model.eval()
+    cfg, _, outputs = test_outputs(run_dir)
     per_class: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     video_means, within = [], []
-    for v in load_dataset(cfg.data, None).splits["test"]:
-        b = collate([v])
-        out = model(b.audio, b.visual, b.mask)
+    for v, b, out in outputs:
         feat = out["feat"]  # (1, L, d)
         video_means.append(feat[0].mean(0))
         within.append((feat[0] - feat[0].mean(0)).norm(dim=-1).mean())

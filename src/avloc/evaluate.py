@@ -36,14 +36,14 @@ def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, An
     # a snippet is called background where 1 - mu beats mu * max softmax(h): a low mu or a
     # flat class soft-max finds it
     called_background = np.concatenate(labels) == 0  # (N,)
-    has_background = bool((~event).any())
+    background = ~event  # (N,)
     return {
         "accuracy": snippet_accuracy(labels, truth),
         "oracle_accuracy": oracle_accuracy(truth),
         "mu_inside_events": float(mu[event].mean()) if event.any() else None,
-        "mu_outside_events": float(mu[~event].mean()) if has_background else None,
-        "background_recall": float(called_background[~event].mean()) if has_background
-        else None,
+        "mu_outside_events": float(mu[background].mean()) if background.any() else None,
+        "background_recall": (float(called_background[background].mean())
+                              if background.any() else None),
         "videos": len(preds),
         "snippets": int(sum(len(t) for t in truth)),
     }
