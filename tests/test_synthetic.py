@@ -11,6 +11,7 @@ import numpy as np
 
 from avloc.config import DataConfig
 from avloc.data import load_dataset
+from avloc.data.base import snippets_in_any
 from avloc.data.synthetic import (
     ANET_FRACTION_PCT,
     ANET_INSTANCES,
@@ -134,3 +135,31 @@ def test_hard_mode_classes_of_a_group_look_alike() -> None:
     same_group = [(0, 2), (1, 3), (4, 6), (5, 7)]  # class c is in group c % 2
     alike = np.mean([cosine(hard[a], hard[b]) for a, b in same_group])
     assert alike > np.mean([cosine(easy[a], easy[b]) for a, b in same_group]) + 0.2
+
+
+def test_video_kinds_say_where_each_modality_marks_the_event() -> None:
+    ds = synthetic(synth_task="action", synth_videos=300, synth_classes=5,
+                   synth_background_videos=20, synth_noise=0.1)
+    kinds = ds.video_kinds
+    videos = [v for vs in ds.splits.values() for v in vs]
+    assert set(kinds) == {v.vid for v in videos}
+    assert {kinds[v.vid] for v in videos if not v.labels.any()} == {"background"}
+    counts = collections.Counter(kinds[v.vid] for v in ds.splits["train"] if v.labels.any())
+    assert 0.3 < counts["clean"] / 300 < 0.5 and 0.2 < counts["static"] / 300 < 0.4
+
+    def step(v, feat):  # how far the features move from outside to inside the instances
+        t = ds.timing(v.vid)
+        inside = snippets_in_any(((s.start, s.end) for s in ds.annotations[v.vid].segments),
+                                 v.length, t)
+        if inside.all():
+            return None
+        x = getattr(v, feat)
+        return np.linalg.norm(x[inside].mean(0) - x[~inside].mean(0))
+
+    def mean_step(kind, feat):
+        steps = [step(v, feat) for v in ds.splits["train"] if kinds[v.vid] == kind]
+        return np.mean([s for s in steps if s is not None])
+
+    # static: the picture does not change at the event, the sound does; clean: both change
+    assert mean_step("static", "visual") < 0.3 * mean_step("clean", "visual")
+    assert mean_step("static", "audio") > 0.5 * mean_step("clean", "audio")

@@ -107,6 +107,9 @@ class Dataset:
     # how the features were made (`avloc extract` back-ends and snippet grid), when known;
     # checkpoints record it so `avloc localize` extracts new videos the same way
     extractors: dict[str, Any] | None = None
+    # generated data only: how each video was made (vid -> data.synthetic.KINDS or
+    # "background"), for benchmarks that ask which kind of video a model fails on
+    video_kinds: dict[str, str] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -146,9 +146,9 @@ def _action_times(
 
 def _make_video(
     protos: _Prototypes, cfg: DataConfig, rng: np.random.Generator, cls: int | None
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Features of one video of class `cls` (None: background only) and its events'
-    [start, end) in snippets."""
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], str]:
+    """Features of one video of class `cls` (None: background only), its events'
+    [start, end) in snippets, and its kind (KINDS; "background" without a class)."""
     ambient, scene = rng.integers(4), rng.integers(len(protos.scenes))
     if cfg.synth_groups and cls is not None:
         scene = protos.group[cls]  # the class group's scene, all video long
@@ -171,10 +171,10 @@ def _make_video(
         if kind == "static":
             visual += protos.visual[cls] * STRONG  # the whole video looks like the class
     else:
-        events = []
+        events, kind = [], "background"
     audio += _noise(rng, audio.shape, cfg) * cfg.synth_noise
     visual += _noise(rng, visual.shape, cfg) * cfg.synth_noise
-    return audio.astype(np.float32), visual.astype(np.float32), events
+    return audio.astype(np.float32), visual.astype(np.float32), events, kind
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], cfg: DataConfig) -> np.ndarray:
@@ -201,14 +201,15 @@ def make_synthetic(cfg: DataConfig) -> Dataset:
     t = cfg.snippet_seconds
     splits: dict[str, list[Video]] = {}
     annotations: dict[str, Annotation] = {}
+    kinds: dict[str, str] = {}
     for split, n in sizes.items():
         n_bg = cfg.synth_background_videos if split == "train" else 0
         videos = []
         for i in range(n + n_bg):
             cls = int(rng.integers(cfg.synth_classes)) if i < n else None
-            audio, visual, events = _make_video(protos, cfg, rng, cls)
-            length = len(audio)
             vid = f"{split}_{i:05d}"
+            audio, visual, events, kinds[vid] = _make_video(protos, cfg, rng, cls)
+            length = len(audio)
             labels = np.zeros(cfg.synth_classes, np.float32)
             snippet_labels = np.zeros(length, np.int64)
             segments = []
@@ -222,4 +223,5 @@ def make_synthetic(cfg: DataConfig) -> Dataset:
                                           None if action else snippet_labels)
         splits[split] = videos
     task = "action" if action else "event"
-    return Dataset("synthetic", task, classes, cfg.snippet_seconds, splits, annotations)
+    return Dataset("synthetic", task, classes, cfg.snippet_seconds, splits, annotations,
+                   video_kinds=kinds)
