@@ -123,6 +123,11 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "2 stages, CASL centred": [NORMALISED, "loss.casl_center=true"],
     "2 stages, localize.min_snippets=1": [NORMALISED, "localize.min_snippets=1"],
     "2 stages, localize.min_snippets=2": [NORMALISED, "localize.min_snippets=2"],
+    "2 stages, beta=0": [NORMALISED, "loss.beta=0"],
+    "2 stages, cont_window=2": [NORMALISED, "loss.cont_window=2"],
+    "2 stages, pseudo_tau=0.9": [NORMALISED, "loss.pseudo_tau=0.9"],
+    "2 stages, background_divisor=3": [NORMALISED, "loss.background_divisor=3"],
+    "2 stages, background_divisor=2": [NORMALISED, "loss.background_divisor=2"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
@@ -312,17 +317,18 @@ def fusion_overrides(args: argparse.Namespace, extra: list[str], epochs: int) ->
 def trace(args: argparse.Namespace, tmp: Path) -> None:
     """After every epoch, on the validation split: average mAP, the same with only the
     ground-truth class's segments (a class oracle: what is left is localization), the
-    video-level top-1, mu inside / outside the instances, and how the class oracle's
-    segments meet the instances: the share of instance snippets they cover and the share
-    of their snippets inside instances. The run is trained one epoch at a time (`resume`
+    video-level top-1, mu inside / outside the instances (and outside them in the generated
+    "static" videos, whose picture shows the class all along, against the rest), and how
+    the class oracle's segments meet the instances: the share of instance snippets they
+    cover and the share of their snippets inside instances. The run is trained one epoch at a time (`resume`
     with train.epochs one higher), each epoch scored with last.pt."""
     from avloc.checkpoint import load_model
     from avloc.evaluate import action_detections, action_metrics
     from avloc.predict import VideoPrediction, predict
 
     print("| variant | epoch | val mAP | class-oracle mAP | video top-1 | mu inside / outside "
-          "| instances covered | segments inside |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| mu outside: static / other videos | instances covered | segments inside |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, extra in selected(FUSION, args.only):
         cfg = load_config(args.actions, [*fusion_overrides(args, extra, epochs=1),
                                      "train.progress=false"])
@@ -345,17 +351,20 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
                 top1.append(p.video_scores(run_cfg.loss.topk_divisor).argmax() == c)
             detections = action_detections(ds, oracle, run_cfg)
             mu_in, mu_out, hits = [], [], np.zeros(3)
+            by_kind: dict[bool, list[float]] = {True: [], False: []}  # static video?
             for p in preds:
                 inside = instance_snippets(ds, p.vid, len(p.mu))  # (T,)
                 found = snippets_in_any((d["segment"] for d in detections[p.vid]), len(p.mu),
                                         ds.timing(p.vid))  # (T,) the oracle's segments
                 mu_in.extend(p.mu[inside])
                 mu_out.extend(p.mu[~inside])
+                by_kind[ds.video_kinds[p.vid] == "static"].extend(p.mu[~inside])
                 hits += (np.sum(found & inside), inside.sum(), found.sum())
             print(f"| {name} | {epoch} | "
                   f"{action_metrics(ds, preds, run_cfg, 'val')['average_mAP']:.3f} | "
                   f"{action_metrics(ds, oracle, run_cfg, 'val')['average_mAP']:.3f} | "
                   f"{np.mean(top1):.2f} | {np.mean(mu_in):.2f} / {np.mean(mu_out):.2f} | "
+                  f"{np.mean(by_kind[True]):.2f} / {np.mean(by_kind[False]):.2f} | "
                   f"{hits[0] / hits[1]:.2f} | {hits[0] / max(hits[2], 1):.2f} |", flush=True)
 
 

@@ -55,6 +55,8 @@ def naive_mil(p, mask, labels, cfg):
         for c in range(p.shape[2]):
             values = sorted((float(p[b, t, c]) for t in range(n)), reverse=True)
             kc = n if (c == 0 and bg_only) else k
+            if c == 0 and not bg_only and cfg.background_divisor:
+                kc = max(1, math.ceil(n / cfg.background_divisor))
             s = sum(values[:kc]) / kc
             y = 1.0 if c == 0 else float(labels[b, c - 1])
             if c == 0 and not cfg.background_topk and not bg_only:
@@ -67,12 +69,14 @@ def naive_mil(p, mask, labels, cfg):
     return total / p.shape[0]
 
 
-@pytest.mark.parametrize("background_topk,background_weight",
-                         [(True, 1.0), (False, 1.0), (True, 0.3), (True, 0.0)])
-def test_mil_matches_naive(background_topk, background_weight):
+@pytest.mark.parametrize("background_topk,background_weight,background_divisor",
+                         [(True, 1.0, 0), (False, 1.0, 0), (True, 0.3, 0), (True, 0.0, 0),
+                          (True, 0.3, 3), (True, 1.0, 1)])
+def test_mil_matches_naive(background_topk, background_weight, background_divisor):
     log_p, mu, h, mask, labels = random_batch([9, 17, 4])
     labels = with_labels(labels, [[1], [0, 3], []])  # the third video is background only
-    cfg = LossConfig(background_topk=background_topk, background_weight=background_weight)
+    cfg = LossConfig(background_topk=background_topk, background_weight=background_weight,
+                     background_divisor=background_divisor)
     got = mil_loss(log_p, mask, labels, cfg)
     assert got.item() == pytest.approx(naive_mil(log_p.exp(), mask, labels, cfg), rel=1e-9)
 

@@ -105,6 +105,11 @@ class LossConfig:
     # weight of that background term in videos with actions (1: as W-TALC; below 1 lets mu
     # stay high on videos that are event all along, docs/paper-notes.md)
     background_weight: float = 1.0
+    # the background term's own pool in videos with actions: k = ceil(L / background_divisor)
+    # of the most background-like snippets (0: the classes' k). Where most of a video is
+    # background (THUMOS'14: two thirds) a small k is met by a few snippets while the rest,
+    # in scenes that look like the class all along, drift to foreground (docs/paper-notes.md)
+    background_divisor: int = 0
     alpha: float = 0.8  # weight of L_cas (Eq. 10)
     beta: float = 0.8  # weight of L_cont (Eq. 10)
     gamma: float = 1.0  # weight of L_pseu (Eq. 10)
@@ -289,7 +294,8 @@ def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
           "reliability; set loss.beta=0 with model.classifier=softmax (paper, Sec. 4.3)")
     _need(0 <= m.dropout < 1, "model.dropout", m.dropout, "must be in [0, 1)")
     _at_least("loss", lo, {"alpha": 0, "beta": 0, "gamma": 0, "background_weight": 0,
-                           "cont_sigma": 0, "topk_divisor": 1})
+                           "cont_sigma": 0, "topk_divisor": 1,
+                           "background_divisor": 0})
     _need(lo.cont_window >= 0 and lo.cont_window % 2 == 0, "loss.cont_window", lo.cont_window,
           "B must be even and >= 0")
     _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",

@@ -69,13 +69,16 @@ def mil_loss(
 
     Class score s(c) = mean of the top k = ceil(L/8) values of p^l(c). For a
     background-only video every snippet is background, so its background score pools
-    all L snippets. Loss per video = mean over positive classes of -log s(c) + mean
-    over negative classes of -log(1 - s(c)).
+    all L snippets; in other videos it pools ceil(L / background_divisor) when that is
+    set. Loss per video = mean over positive classes of -log s(c) + mean over negative
+    classes of -log(1 - s(c)).
     """
     lengths = mask.sum(1)  # (B,)
     y, used = mil_targets(labels, cfg.background_topk)  # (B, C+1)
     k = topk_count(lengths, cfg.topk_divisor)[:, None].expand_as(y).clone()  # (B, C+1)
     bg_only = labels.sum(1) == 0  # (B,)
+    if cfg.background_divisor:
+        k[:, 0] = topk_count(lengths, cfg.background_divisor)
     k[:, 0] = torch.where(bg_only, lengths, k[:, 0])  # no boolean indexing: no device sync
     log_s = topk_pool_log(log_p, mask, k)  # (B, C+1)
     log_not_s = torch.log1p(-log_s.exp().clamp(max=1 - EPS))  # (B, C+1)
