@@ -106,9 +106,9 @@ class LossConfig:
     # stay high on videos that are event all along, docs/paper-notes.md)
     background_weight: float = 1.0
     # the background term's own pool in videos with actions: k = ceil(L / background_divisor)
-    # of the most background-like snippets (0: the classes' k). Where most of a video is
-    # background (THUMOS'14: two thirds) a small k is met by a few snippets while the rest,
-    # in scenes that look like the class all along, drift to foreground (docs/paper-notes.md)
+    # of the most background-like snippets (0: the classes' k), for data where most of a
+    # video is background; a third or half did not help on THUMOS-structured data
+    # (docs/paper-notes.md, "Why localization decayed")
     background_divisor: int = 0
     alpha: float = 0.8  # weight of L_cas (Eq. 10)
     beta: float = 0.8  # weight of L_cont (Eq. 10)
