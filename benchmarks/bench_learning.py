@@ -320,8 +320,8 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
     video-level top-1, mu inside / outside the instances (and outside them in the generated
     "static" videos, whose picture shows the class all along, against the rest), and how
     the class oracle's segments meet the instances: the share of instance snippets they
-    cover and the share of their snippets inside instances. The run is trained one epoch at a time (`resume`
-    with train.epochs one higher), each epoch scored with last.pt."""
+    cover and the share of their snippets inside instances. The run is trained one epoch
+    at a time (`resume` with train.epochs one higher), each epoch scored with last.pt."""
     from avloc.checkpoint import load_model
     from avloc.evaluate import action_detections, action_metrics
     from avloc.predict import VideoPrediction, predict
