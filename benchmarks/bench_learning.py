@@ -235,8 +235,8 @@ def casl_distances(run_dir: Path) -> dict[str, float]:
     video_means, within = [], []
     for v, b, out in outputs:
         feat = out["feat"]  # (1, L, d)
-        video_means.append(feat[0].mean(0))
-        within.append((feat[0] - feat[0].mean(0)).norm(dim=-1).mean())
+        video_means.append(feat[0].mean(0))  # (d,)
+        within.append((feat[0] - video_means[-1]).norm(dim=-1).mean())
         if cfg.loss.casl_center:
             feat = center_over_time(feat, b.mask)
         c = int(np.argmax(v.labels))
