@@ -94,6 +94,8 @@ BACKGROUND = {  # name: overrides; each once with AVE's 178 background-only vide
                                         "loss.alpha=0"],
     "normalised, weight 0.3, cont class term detached": [
         NORMALISED, "loss.background_weight=0.3", "loss.cont_detach_class=true"],
+    "normalised, weight 0.3, pseudo labels renormalised": [
+        NORMALISED, "loss.background_weight=0.3", "loss.pseudo_renormalize=true"],
     "plain fusion, weight 1": ["model.stages=0", "loss.background_weight=1"],
     "plain fusion, weight 0.3": ["model.stages=0", "loss.background_weight=0.3"],
 }

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from avloc.config import DataConfig
+from avloc.config import DataConfig, LossConfig
 from avloc.data import Video, load_dataset
 from avloc.data import ave as ave_mod
 from avloc.data.ave import load_ave
@@ -320,4 +320,5 @@ def test_training_log_note_when_no_video_is_background_only() -> None:
     assert no_background_note(with_bg) is None
     note = no_background_note(without)
     assert note and f"all {len(without.splits['train'])} training videos hold an event" in note
+    assert "loss.pseudo_renormalize=true" in note and hasattr(LossConfig(), "pseudo_renormalize")
     assert no_background_note(action) is None  # action data has no such videos anyway

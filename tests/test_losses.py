@@ -17,6 +17,7 @@ from avloc.losses import (
     foreground_continuity_loss,
     gaussian_window,
     mil_loss,
+    pseudo_labels,
     pseudo_localization_loss,
     total_loss,
 )
@@ -261,6 +262,8 @@ def naive_pseudo(p, mask, labels, cfg):
         for t in range(n):
             near = [i for i in range(t - half, t + half + 1) if 0 <= i < n]
             q = {c: sum(float(p[b, i, c]) for i in near) / len(near) for c in allowed}
+            if cfg.pseudo_renormalize:
+                q = {c: v / sum(q.values()) for c, v in q.items()}
             c_hat = max(allowed, key=lambda c: q[c])
             if q[c_hat] >= cfg.pseudo_tau:
                 s += -math.log(float(p[b, t, c_hat]))
@@ -268,15 +271,29 @@ def naive_pseudo(p, mask, labels, cfg):
     return total / p.shape[0]
 
 
+@pytest.mark.parametrize("renormalize", [False, True])
 @pytest.mark.parametrize("restrict", [True, False])
 @pytest.mark.parametrize("tau", [0.2, 0.4])
-def test_pseudo_matches_naive(restrict, tau):
+def test_pseudo_matches_naive(restrict, tau, renormalize):
     log_p, mu, h, mask, labels = random_batch([10, 7, 3])
     labels = with_labels(labels, [[1], [0, 2], []])
-    cfg = LossConfig(pseudo_tau=tau, pseudo_neighbors=4, pseudo_video_classes=restrict)
+    cfg = LossConfig(pseudo_tau=tau, pseudo_neighbors=4, pseudo_video_classes=restrict,
+                     pseudo_renormalize=renormalize)
     got = pseudo_localization_loss(log_p, mask, labels, cfg)
     assert got.item() == pytest.approx(naive_pseudo(log_p.exp(), mask, labels, cfg), rel=1e-9)
     assert got.item() > 0  # some snippets pass tau at these settings
+
+
+def test_renormalized_pseudo_labels_find_background_the_class_softmax_finds():
+    # mu = 0.7 but a flat class soft-max: the AVE decision (argmax of p) says background
+    # (0.3 > 0.7 / 6); raw, no probability reaches tau, renormalised over background and
+    # the video's class, background does (0.3 / (0.3 + 0.7 / 6) = 0.72).
+    p = torch.cat([torch.full((1, 5, 1), 0.3), torch.full((1, 5, 6), 0.7 / 6)], -1)
+    mask, labels = torch.ones(1, 5, dtype=torch.bool), torch.eye(6)[None, 2]
+    for renormalize, kept in [(False, 0), (True, 5)]:
+        cfg = LossConfig(pseudo_tau=0.7, pseudo_renormalize=renormalize)
+        c_hat, keep = pseudo_labels(p.log(), mask, labels, cfg)
+        assert int(keep.sum()) == kept and (c_hat == 0).all()
 
 
 # ---- Eq. 10 and switches ------------------------------------------------------------------

@@ -151,6 +151,8 @@ def test_cli_eval_writes_accuracy_json(trained, tmp_path, capsys):
         (["train", "--config", "demo", "--out", "{tmp}/r", "model.classifier=softmax"],
          "loss.beta"),
         (["train", "--config", "demo", "--out", "{tmp}/r", "train.epochs=0"], "train.epochs"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "loss.pseudo_renormalize=true",
+          "loss.pseudo_video_classes=false"], "loss.pseudo_renormalize"),
         (["train", "--config", "demo", "--out", "{tmp}/r", "localize.nms_iou=1"],
          "localize.nms_iou"),  # at load, not at the first validation
         (["train", "--config", "demo", "--out", "{tmp}/r", "train.device=gpu"], "train.device"),

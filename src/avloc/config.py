@@ -128,6 +128,10 @@ class LossConfig:
     pseudo_tau: float = 0.8
     # pseudo labels only among background and the video's own classes
     pseudo_video_classes: bool = True
+    # ... and tau compares q renormalised over them, so a snippet whose class soft-max is
+    # flat becomes a background pseudo label: mu then separates without background-only
+    # videos, at a cost in AVE accuracy (docs/paper-notes.md, "Background without ...")
+    pseudo_renormalize: bool = False
     # parsing head (HAN's guided learning): each stream's video-level prediction also learns
     # the weak labels, smoothed towards 0.5 as a * y + (1 - a) / 2 (HAN: audio 1.0, visual 0.9)
     parsing_modality_weight: float = 1.0  # 0: only the fused video-level prediction learns
@@ -300,6 +304,9 @@ def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
           "B must be even and >= 0")
     _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",
           lo.pseudo_neighbors, "N must be even and >= 0")
+    _need(lo.pseudo_video_classes or not lo.pseudo_renormalize, "loss.pseudo_renormalize",
+          lo.pseudo_renormalize, "renormalises over the video's classes: needs "
+          "loss.pseudo_video_classes=true (over all classes q already sums to 1)")
     _check_parsing(m, lo)
 
 

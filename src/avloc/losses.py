@@ -207,13 +207,17 @@ def pseudo_labels(
 
     Returns (c-hat (B, L) long, keep (B, L) bool: max q >= tau). With
     `pseudo_video_classes` the argmax runs over background and the video's own classes
-    only: a weak label already rules the others out.
+    only: a weak label already rules the others out; with `pseudo_renormalize` their q is
+    renormalised to sum to 1 before the tau test.
     """
     with torch.no_grad():
         box = torch.ones(cfg.pseudo_neighbors + 1, device=log_p.device, dtype=torch.float64)
         q = temporal_smooth(log_p.exp(), mask, box)  # (B, L, C+1)
         if cfg.pseudo_video_classes:
             allowed = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1) > 0  # (B, C+1)
+            if cfg.pseudo_renormalize:
+                q = q * allowed[:, None, :]  # (B, L, C+1)
+                q = q / q.sum(-1, keepdim=True).clamp(min=EPS)
             q = q.masked_fill(~allowed[:, None, :], -1.0)
         q_max, c_hat = q.max(dim=-1)  # (B, L)
         keep = (q_max >= cfg.pseudo_tau) & mask

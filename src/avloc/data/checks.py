@@ -181,7 +181,8 @@ def no_background_note(ds: Dataset) -> str | None:
     return (f"all {len(train)} training videos hold an event (no background-only videos, "
             "as AVE's weak setting has): background is learnt only from within each video, "
             "so expect mu to separate event from background less well (the class soft-max "
-            "may still find it: avloc eval prints the share of background snippets found); "
+            "may still find it: avloc eval prints the share of background snippets found; "
+            "loss.pseudo_renormalize=true makes mu separate, at some cost in accuracy); "
             "see docs/paper-notes.md, 'Background without background-only videos'")
 
 
