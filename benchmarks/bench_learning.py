@@ -130,6 +130,7 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
     "2 stages, pseudo_tau=0.9": [NORMALISED, "loss.pseudo_tau=0.9"],
     "2 stages, background_divisor=3": [NORMALISED, "loss.background_divisor=3"],
     "2 stages, background_divisor=2": [NORMALISED, "loss.background_divisor=2"],
+    "2 stages, pseudo labels renormalised": [NORMALISED, "loss.pseudo_renormalize=true"],
     "3 stages": [NORMALISED, "model.stages=3"],
     "1 stage, raw": [RAW, "model.stages=1"],
     "2 stages, raw": [RAW],
