@@ -428,3 +428,48 @@ def test_convert_failure_leaves_no_partial_output(tmp_path: Path, monkeypatch) -
     with pytest.raises(AvlocError, match=r"out: cannot write \(No space left on device\)"):
         convert_to_generic(ave, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ave"]  # no out/, no temp folder
+
+
+# ---------------------------------------------------------------- parsing (own clips, LLP-style)
+PARSING = {"task": "parsing", "classes": ["Dog", "Speech"], "database": {
+    "tag1": {"subset": "training", "duration": 10.0, "labels": ["Dog", "Speech"]},
+    "tag2": {"subset": "training", "duration": 10.0, "labels": ["Speech"]},
+    "val1": {"subset": "validation", "duration": 10.0, "annotations": [
+        {"segment": [0, 10], "label": "Speech", "modality": "audio"},
+        {"segment": [2, 6], "label": "Dog", "modality": "audio"},
+        {"segment": [2, 6], "label": "Dog", "modality": "visual"}]},
+    "test1": {"subset": "testing", "duration": 10.0, "labels": ["Dog", "Speech"],
+              "annotations": [{"segment": [1, 4], "label": "Dog", "modality": "visual"}]},
+}}
+
+
+def test_parsing_task_reads_events_with_their_modality(tmp_path: Path) -> None:
+    write_generic(tmp_path, PARSING)
+    ds = load_generic(CFG, tmp_path)
+    assert ds.task == "parsing" and ds.classes == ["Dog", "Speech"]
+    assert [v.vid for v in ds.splits["train"]] == ["tag1", "tag2"]  # weak: never held out
+    assert all(ds.annotations[v].weak for v in ("tag1", "tag2"))
+    assert Segment(2.0, 6.0, "Dog", "visual") in ds.annotations["val1"].segments
+    # labels and events may differ (a labelled event nobody annotated: Speech of test1)
+    assert ds.splits["test"][0].labels.tolist() == [1.0, 1.0]
+    assert ds.annotations["test1"].segments == [Segment(1.0, 4.0, "Dog", "visual")]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"segment": [0, 2], "label": "Dog"}, "modality '': a parsing event is heard"),
+    ({"segment": [0, 2], "label": "Dog", "modality": "both"}, "modality 'both'"),
+])
+def test_parsing_events_need_a_modality(tmp_path: Path, entry: dict, message: str) -> None:
+    doc = json.loads(json.dumps(PARSING))
+    doc["database"]["val1"]["annotations"].append(entry)
+    write_generic(tmp_path, doc)
+    with pytest.raises(AvlocError, match=message):
+        load_generic(CFG, tmp_path)
+
+
+def test_a_modality_outside_the_parsing_task_is_refused(tmp_path: Path) -> None:
+    doc = _doc()
+    doc["database"]["run2"]["annotations"][0]["modality"] = "audio"
+    write_generic(tmp_path, doc)
+    with pytest.raises(AvlocError, match="'modality' is for \"task\": \"parsing\""):
+        load_generic(CFG, tmp_path)

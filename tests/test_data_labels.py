@@ -236,3 +236,46 @@ def test_real_clip_from_tags_to_a_trained_model_through_the_cli(tmp_path: Path, 
     assert main(["extract", str(tmp_path / "videos"), "--out", str(data / "features"), *back,
                  "--snippet-seconds", "0.64"]) == 1
     assert "snippet_seconds 1.0 (now 0.64); --overwrite re-extracts it" in capsys.readouterr().err
+
+
+def test_real_clip_parsing_path_tags_to_events_through_the_cli(tmp_path: Path, real_video: Path,
+                                                              capsys, one_torch_thread) -> None:
+    """README's parsing walkthrough on the real clip (diagnostic back-ends, so it is quick):
+    extract, tags -> annotations.json with --task parsing, a hand-annotated test clip with
+    per-modality events, train the parsing head, localize: audio and visual events; eval
+    --out's files scored by avloc score give eval's numbers."""
+    pytest.importorskip("av")
+    (tmp_path / "videos").mkdir()
+    for name in ("BjCEufrlXm4", "clip2", "clip3", "test1"):
+        shutil.copy(real_video, tmp_path / "videos" / f"{name}.mp4")
+    data, back = tmp_path / "mydata", ["--audio-backend", "rms", "--visual-backend", "meanrgb"]
+    assert main(["extract", str(tmp_path / "videos"), "--out", str(data / "features"),
+                 *back]) == 0
+    (tmp_path / "tags.csv").write_text("BjCEufrlXm4,Speech,Dog\nclip2,Speech\nclip3,Dog\n")
+    assert main(["data", "labels", "--csv", str(tmp_path / "tags.csv"), "--task", "parsing",
+                 "--out", str(data / "annotations.json")]) == 0
+    doc = json.loads((data / "annotations.json").read_text())
+    assert doc["task"] == "parsing"
+    doc["database"]["test1"] = {"subset": "testing", "duration": 10.0, "annotations": [
+        {"segment": [0, 10], "label": "Speech", "modality": "audio"},
+        {"segment": [3, 7], "label": "Dog", "modality": "audio"},
+        {"segment": [0, 10], "label": "Dog", "modality": "visual"}]}
+    (data / "annotations.json").write_text(json.dumps(doc))
+    run = tmp_path / "runs" / "parse"
+    assert main(["train", "--config", "llp_demo", "--data", str(data), "--out", str(run),
+                 "data.format=generic", "model.d_x=8", "train.epochs=2"]) == 0
+    assert "(LLP protocol)" in capsys.readouterr().out  # the closing summary
+    assert main(["localize", str(tmp_path / "videos" / "BjCEufrlXm4.mp4"), "--checkpoint",
+                 str(run), "--out", str(tmp_path / "loc")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("parsing events decided at thresholds") == 1 and "modality" in out
+    results = json.loads((tmp_path / "loc" / "results.json").read_text())
+    assert results["avloc"]["task"] == "parsing" and "thresholds" in results["avloc"]
+    assert all(e["modality"] in ("audio", "visual") for e in results["results"]["BjCEufrlXm4"])
+    assert main(["eval", str(run), "--out", str(tmp_path / "ev"), "--json",
+                 str(tmp_path / "m.json")]) == 0  # the run's own data: no --data
+    assert main(["score", str(tmp_path / "ev" / "ground_truth.json"),
+                 str(tmp_path / "ev" / "results.json"), "--json", str(tmp_path / "s.json")]) == 0
+    m, s = (json.loads((tmp_path / f).read_text()) for f in ("m.json", "s.json"))
+    for level in ("segment_level", "event_level"):
+        assert s[level] == pytest.approx(m[level], abs=1e-12)

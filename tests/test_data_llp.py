@@ -197,13 +197,49 @@ def test_annotations_found_in_data_subfolder_or_by_setting(tmp_path):
         load_dataset(llp_cfg().data, root)
 
 
-def test_generic_conversion_refuses_parsing_data(tmp_path):
+def test_conversion_to_the_generic_layout_keeps_events_modalities_and_labels(tmp_path):
+    """LLP -> generic (task parsing): the same splits, features, labels and per-modality
+    events; training clips keep their labels only (their events are unknown), and a test
+    clip whose labels and events differ keeps both (the official evaluation scores the
+    events as annotated)."""
     from avloc.data.convert import convert_to_generic
 
     ds = load_dataset(llp_cfg().data, write_llp(tmp_path / "llp"))
-    with pytest.raises(AvlocError, match="cannot hold an event's modality"):
-        convert_to_generic(ds, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    convert_to_generic(ds, tmp_path / "out")
+    back = load_dataset(llp_cfg("data.format=generic").data, tmp_path / "out")
+    assert back.task == "parsing"
+    for split in ("train", "val", "test"):
+        assert [v.vid for v in back.splits[split]] == [v.vid for v in ds.splits[split]]
+        for a, b in zip(ds.splits[split], back.splits[split], strict=True):
+            np.testing.assert_array_equal(a.visual, b.visual)
+            np.testing.assert_array_equal(a.labels[[LLP_CLASSES.index(c) for c in back.classes]],
+                                          b.labels)
+            assert sorted(back.annotations[b.vid].segments, key=str) == sorted(
+                ds.annotations[a.vid].segments, key=str)
+            assert back.annotations[b.vid].weak == (split == "train")
+    doc = (tmp_path / "out" / "annotations.json").read_text()
+    assert '"modality": "visual"' in doc
+
+
+def test_missing_features_stop_unless_a_setting_leaves_them_out(tmp_path, capsys):
+    root = write_llp(tmp_path / "llp")
+    (root / "feats" / "vggish" / "bbbbbbbbbbb.npy").unlink()  # a training clip
+    with pytest.raises(AvlocError, match="missing features of clip bbbbbbbbbbb_5_15.*"
+                       "data.missing_features=skip_train"):
+        load_dataset(llp_cfg().data, root)
+    ds = load_dataset(llp_cfg("data.missing_features=skip_train").data, root)
+    assert [v.vid for v in ds.splits["train"]] == ["aaaaaaaaaaa_0_10", "ccccccccccc_0_10"]
+    assert "bbbbbbbbbbb_5_15" not in ds.annotations
+    assert "left out 1 of the 3 train clips, which have no features (e.g. bbbbbbbbbbb_5_15)" \
+        in capsys.readouterr().err
+    (root / "feats" / "res152" / "ddddddddddd.npy").unlink()  # the validation clip
+    with pytest.raises(AvlocError, match="missing features of clip ddddddddddd_0_10"):
+        load_dataset(llp_cfg("data.missing_features=skip_train").data, root)  # never silently
+    ds = load_dataset(llp_cfg("data.missing_features=skip").data, root)
+    assert ds.splits["val"] == [] and len(ds.splits["test"]) == 1
+    assert "left out 1 of the 1 val clips" in capsys.readouterr().err
+    with pytest.raises(AvlocError, match="data.missing_features='maybe': expected one of"):
+        llp_cfg("data.missing_features=maybe")
 
 
 # ---- the LLP-structured synthetic data ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Write any loaded Dataset (AVE, ActivityNet 1.2, synthetic) in the generic layout.
+"""Write any loaded Dataset (AVE, ActivityNet 1.2, LLP, synthetic) in the generic layout.
 
 The result loads back with `data.format=generic` into the same splits, features,
 video-level labels and segments: a way to move a dataset to one documented format, to
@@ -34,8 +34,14 @@ def _entry(ds: Dataset, split: str, v: Video) -> dict[str, Any]:
     segments = ann.segments if ann is not None else []
     duration = ann.duration if ann is not None else v.length * ds.snippet_seconds
     record: dict[str, Any] = {"subset": SUBSET[split], "duration": float(duration)}
+    labels = [c for c, y in zip(ds.classes, v.labels, strict=True) if y > 0.5]
     if ann is not None and ann.weak:
-        record["labels"] = [c for c, y in zip(ds.classes, v.labels, strict=True) if y > 0.5]
+        record["labels"] = labels
+        return record
+    if ds.task == "parsing":  # labels and events may differ (LLP's files): both are kept
+        record["labels"] = labels
+        record["annotations"] = [{"segment": [s.start, s.end], "label": s.label,
+                                  "modality": s.modality} for s in segments]
         return record
     if not np.array_equal(multi_hot(segments, ds.classes), v.labels > 0.5):
         raise AvlocError(
@@ -48,10 +54,6 @@ def _entry(ds: Dataset, split: str, v: Video) -> dict[str, Any]:
 
 def _document(ds: Dataset) -> dict[str, Any]:
     """The whole annotation JSON; checks every video before anything is written."""
-    if ds.task == "parsing":
-        raise AvlocError(f"dataset {ds.name} is parsing data: the generic JSON cannot hold an "
-                         "event's modality; keep the LLP CSV files and put `avloc extract` "
-                         "output in DIR/features/ (data.format=llp reads it)")
     if any(ann.timing is not None for ann in ds.annotations.values()):
         raise AvlocError(f"dataset {ds.name}: its videos have snippet grids of their own "
                          "(frame rates differ), which the generic layout cannot store")

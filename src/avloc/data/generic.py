@@ -10,11 +10,15 @@ The JSON is the ActivityNet ground-truth format, `database` -> video id -> `subs
 - `classes`: the class list, in model order (default: the sorted label names);
 - `snippet_seconds`: seconds per feature snippet; wins over setting data.snippet_seconds
   (features carry their own grid, the JSON travels with them);
-- `task`: `action` (default; mAP over segments) or `event` (snippet accuracy; needs one
-  class per snippet).
+- `task`: `action` (default; mAP over segments), `event` (snippet accuracy; needs one
+  class per snippet) or `parsing` (audio-visual video parsing, scored by the LLP F-scores:
+  each segment also names its `modality`, `audio` (heard) or `visual` (seen); an event
+  both heard and seen is listed once per modality).
 
 Video-level training labels are a video's `labels`, else the set of its segments' labels
-(none: a background-only video); segments only reach evaluation. A training video may give
+(none: a background-only video); segments only reach evaluation. A parsing video may give
+both, and they may differ (LLP's files hold labels without events and the reverse; the
+official evaluation scores the events as annotated). A training video may give
 `labels` alone (weak labels, as users have them: tags, a CSV, a folder per class); its
 segments are then unknown, so it is never scored and never held out for validation, and
 validation and testing videos need `annotations`. Videos listed in the JSON need a
@@ -23,6 +27,7 @@ features file; .npz files not listed are ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass
@@ -52,7 +57,8 @@ from avloc.io import read_json
 FEATURE_DIR = "features"
 ANNOTATION_FILE = "annotations.json"
 SUBSETS = {"training": "train", "validation": "val", "testing": "test"}
-TASKS = ("action", "event")
+TASKS = ("action", "event", "parsing")
+MODALITIES = ("audio", "visual")  # a parsing segment's
 
 
 @dataclass
@@ -138,12 +144,13 @@ def parse_generic(doc: Any, path: Path, cfg: DataConfig) -> GenericSpec:
         raise AvlocError(f"{path}: no classes (no labels, no segment labels and no 'classes' "
                          "list)")
     seconds = _snippet_seconds(doc, cfg, path)
-    entries = [_entry(path, vid, e, set(classes), seconds) for vid, e in database.items()]
-    return GenericSpec(classes, _task(doc, path), seconds, entries, "snippet_seconds" in doc,
-                       path)
+    task = _task(doc, path)
+    entries = [_entry(path, vid, e, set(classes), seconds, task) for vid, e in database.items()]
+    return GenericSpec(classes, task, seconds, entries, "snippet_seconds" in doc, path)
 
 
-def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> GenericEntry:
+def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float, task: str
+           ) -> GenericEntry:
     where = f"{path}: video {vid}"
     check_video_name(vid, where)
     if not isinstance(e, dict):
@@ -159,12 +166,12 @@ def _entry(path: Path, vid: str, e: Any, classes: set[str], seconds: float) -> G
     anns = e.get("annotations", [])
     if not isinstance(anns, list):
         raise AvlocError(f"{where}: 'annotations' must be a list")
-    segments = [_segment(a, duration, classes, seconds, f"{where}: annotation {k}")
+    segments = [_segment(a, duration, classes, seconds, f"{where}: annotation {k}", task)
                 for k, a in enumerate(anns)]
     names = sorted({s.label for s in segments})
     if "labels" in e:
         given = _labels(e["labels"], classes, where)
-        if "annotations" in e and set(given) != set(names):
+        if "annotations" in e and set(given) != set(names) and task != "parsing":
             raise AvlocError(f"{where}: 'labels' {given} differ from its segments' labels {names}")
         names = given
     weak = "annotations" not in e and bool(names)
@@ -186,7 +193,8 @@ def _labels(value: Any, classes: set[str], where: str) -> list[str]:
     return list(value)
 
 
-def _segment(a: Any, duration: float, classes: set[str], seconds: float, where: str) -> Segment:
+def _segment(a: Any, duration: float, classes: set[str], seconds: float, where: str,
+             task: str) -> Segment:
     if not isinstance(a, dict) or not isinstance(a.get("label"), str):
         raise AvlocError(f"{where}: expected {{'segment': [start, end], 'label': name}}")
     seg = a.get("segment")
@@ -194,7 +202,15 @@ def _segment(a: Any, duration: float, classes: set[str], seconds: float, where: 
         raise AvlocError(f"{where}: segment {seg!r} is not a [start, end] pair")
     if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in seg):
         raise AvlocError(f"{where}: segment {seg!r} is not numeric")
-    return make_segment(seg[0], seg[1], a["label"], duration, classes, seconds, where)
+    modality = a.get("modality", "")
+    if task == "parsing" and modality not in MODALITIES:
+        raise AvlocError(f"{where}: modality {modality!r}: a parsing event is heard (\"audio\") "
+                         "or seen (\"visual\"); one listed entry per modality")
+    if task != "parsing" and "modality" in a:
+        raise AvlocError(f"{where}: 'modality' is for \"task\": \"parsing\" (this file's task "
+                         f"is {task})")
+    segment = make_segment(seg[0], seg[1], a["label"], duration, classes, seconds, where)
+    return dataclasses.replace(segment, modality=modality)
 
 
 def _feature_dir(root: Path) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 from avloc.config import DataConfig
 from avloc.data.checks import check_duration, check_video_name
 from avloc.data.generic import ANNOTATION_FILE, FEATURE_DIR, TASKS, parse_generic
-from avloc.errors import AvlocError, first_line
+from avloc.errors import AvlocError, first_line, plural
 from avloc.io import read_json, write_json_atomic
 
 # first fields of a header line (LLP: filename; AudioSet's comment header: # YTID)
@@ -74,7 +74,8 @@ class LabelsResult:
         for v in self.videos:
             sources[v.source] = sources.get(v.source, 0) + 1
         where = ", ".join(f"{k} {n}" for k, n in sources.items())
-        text = (f"wrote {out}: {len(self.videos)} training videos with video-level labels, "
+        text = (f"wrote {out}: {plural(len(self.videos), 'training video')} with video-level "
+                "labels, "
                 f"{classes} classes, snippets of {self.snippet_seconds:g} s; durations from "
                 f"{where}")
         if self.missing:

@@ -219,14 +219,20 @@ def report_notes(notes: list[str]) -> None:
 
 
 # ---- features --------------------------------------------------------------------------
+class MissingFeatures(AvlocError):
+    """A clip has no feature file (setting data.missing_features may leave it out)."""
+
+
 def feature_file(folder: Path, clip: str, suffix: str) -> Path:
     """folder/<clip><suffix>, else folder/<YouTube id><suffix> (the release's naming)."""
     for name in (clip, clip[:YTID]):
         path = folder / f"{name}{suffix}"
         if path.is_file():
             return path
-    raise AvlocError(f"{folder}: missing features of clip {clip} (looked for {clip}{suffix} "
-                     f"and {clip[:YTID]}{suffix})")
+    raise MissingFeatures(f"{folder}: missing features of clip {clip} (looked for "
+                          f"{clip}{suffix} and {clip[:YTID]}{suffix}; setting "
+                          "data.missing_features=skip_train leaves training clips without "
+                          "them out)")
 
 
 def per_second(x: np.ndarray, where: str, what: str) -> np.ndarray:
@@ -296,9 +302,11 @@ def multi_hot_labels(labels: list[str]) -> np.ndarray:
 
 
 def llp_annotations(ann: LLPAnnotations) -> dict[str, Annotation]:
-    """Every clip's ground truth: its events (validation and test) with their modality."""
-    return {clip: Annotation(clip, float(SEGMENTS), list(ann.events.get(clip, [])))
-            for items in ann.lists.values() for clip, _ in items}
+    """Every clip's ground truth: its events (validation and test) with their modality; the
+    training clips' events are unknown (`weak`), not absent."""
+    return {clip: Annotation(clip, float(SEGMENTS), list(ann.events.get(clip, [])),
+                             weak=split == "train")
+            for split, items in ann.lists.items() for clip, _ in items}
 
 
 def load_llp(cfg: DataConfig, root: Path) -> Dataset:
@@ -310,13 +318,22 @@ def load_llp(cfg: DataConfig, root: Path) -> Dataset:
     extractors: dict[str, Any] | None = None
     first: tuple[int, int] | None = None
     for split, items in ann.lists.items():
-        videos = []
+        videos, missing = [], []
+        may_skip = cfg.missing_features == "skip" or (
+            cfg.missing_features == "skip_train" and split == "train")
         for clip, labels in items:
-            if kind == "release":
-                audio, visual = release_features(folder, clip, cfg.llp_visual)
-                extractor = None
-            else:
-                audio, visual, extractor = extracted_features(folder, clip, cfg.length_tolerance)
+            try:
+                if kind == "release":
+                    audio, visual = release_features(folder, clip, cfg.llp_visual)
+                    extractor = None
+                else:
+                    audio, visual, extractor = extracted_features(folder, clip,
+                                                                  cfg.length_tolerance)
+            except MissingFeatures:
+                if not may_skip:
+                    raise
+                missing.append(clip)
+                continue
             dims = (audio.shape[1], visual.shape[1])
             if first is None:  # the first clip: every other must match it
                 first, extractors = dims, extractor
@@ -325,6 +342,20 @@ def load_llp(cfg: DataConfig, root: Path) -> Dataset:
                 raise AvlocError(f"{folder}: clip {clip}: extracted with {extractor}, but the "
                                  f"first clip with {extractors}; re-extract with one setting")
             videos.append(Video(clip, audio, visual, multi_hot_labels(labels)))
+        if missing:
+            report_notes([left_out_note(split, missing, len(items), folder)])
         splits[split] = videos
-    return Dataset("llp", "parsing", list(LLP_CLASSES), 1.0, splits, llp_annotations(ann),
-                   extractors)
+    if not splits["train"]:
+        raise AvlocError(f"{folder}: none of the {len(ann.lists['train'])} training clips of "
+                         f"{LIST_FILES['train']} has features")
+    keep = {v.vid for videos in splits.values() for v in videos}
+    annotations = {k: a for k, a in llp_annotations(ann).items() if k in keep}
+    return Dataset("llp", "parsing", list(LLP_CLASSES), 1.0, splits, annotations, extractors)
+
+
+def left_out_note(split: str, missing: list[str], listed: int, folder: Path) -> str:
+    """The line that says which clips of a split were left out for lack of features."""
+    scored = "" if split == "train" else (" (its scores are over the clips present, not the "
+                                          "whole list)")
+    return (f"{folder}: left out {len(missing)} of the {listed} {split} clips, which have no "
+            f"features (e.g. {', '.join(missing[:3])}){scored}")
