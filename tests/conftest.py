@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,41 @@ def action_run(tmp_path_factory) -> tuple[Path, Path]:
     finally:
         torch.set_num_threads(threads)
     return root / "data", root / "run"
+
+
+# ---- a real browser, for the pages of `avloc view` --------------------------------------------
+def chromium() -> str | None:
+    for name in (os.environ.get("AVLOC_CHROMIUM"), "chromium", "chromium-headless-shell",
+                 "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    exe = chromium()
+    if exe is None:
+        pytest.skip("no Chromium to drive: apt-get install chromium (.ci/run installs it), "
+                    "or set AVLOC_CHROMIUM to a Chromium binary")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe)
+        yield b
+        b.close()
+
+
+def checked_page(browser, width: int, height: int):
+    """A page of that size; at its end, no script error may have happened on it."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    page.close()
+    assert errors == [], errors  # no script error on any page
+
+
+@pytest.fixture
+def page(browser):
+    yield from checked_page(browser, 1400, 900)

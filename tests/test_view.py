@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +75,11 @@ def known_folder(root: Path, snippets: int = 6, seconds: float = 1.0) -> Path:
     return root
 
 
+def track(doc: dict, key: str) -> dict:
+    """One track of a video's data file."""
+    return next(t for t in doc["tracks"] if t["key"] == key)
+
+
 def read_script(path: Path, call: str) -> list:
     """The arguments of `call(...)` that a data script of the page makes."""
     text = path.read_text()
@@ -104,9 +107,11 @@ def test_the_index_holds_each_video_its_errors_and_per_class_ap(tmp_path, capsys
     assert index["ap"]["average_mAP"] == expected["average_mAP"]
 
     n, doc = read_script(out / "view" / rows["clipA"]["file"], "avlocVideo")
-    assert n == 0 and doc["pred"][1][:4] == [3.5, 5.0, "speech", 0.4]
-    heat = np.frombuffer(base64.b64decode(doc["heat"]), np.uint8)
-    assert heat.shape == (len(doc["heat_classes"]) * 6,) and doc["heat_classes"][0] == "dog"
+    assert n == 0 and track(doc, "pred")["items"][1][:4] == [3.5, 5.0, "speech", 0.4]
+    heat = track(doc, "heat")
+    rows_bytes = np.frombuffer(base64.b64decode(heat["data"]), np.uint8)
+    assert rows_bytes.shape == (len(heat["lanes"]) * 6,) and heat["lanes"][0] == "dog"
+    assert [t["key"] for t in doc["tracks"]] == ["gt", "pred", "heat", "mu"]
     for name in ("index.html", "assets/echarts.min.js", "assets/view.js", "assets/view.css"):
         assert (out / "view" / name).stat().st_size > 1000
     html = (out / "view" / "index.html").read_text()
@@ -128,7 +133,7 @@ def test_a_failed_build_keeps_the_previous_report(tmp_path, capsys):
 
 
 def test_many_predicted_classes_share_the_last_lane(tmp_path):
-    from avloc.view.build import LANES
+    from avloc.view.tracks import LANES
 
     out = tmp_path / "out"
     out.mkdir()
@@ -137,43 +142,13 @@ def test_many_predicted_classes_share_the_last_lane(tmp_path):
     (out / "results.json").write_text(json.dumps({"results": {"v": dets}}))
     build_view(out)
     _, doc = read_script(out / "view" / "data" / "000000.js", "avlocVideo")
-    assert doc["lanes"] == [f"c{k:02d}" for k in range(LANES - 1)] + ["(other classes)"]
-    assert "heat" not in doc and doc["duration"] == LANES + 2  # no CAS files: no heat map
+    assert track(doc, "pred")["lanes"] == [f"c{k:02d}" for k in range(LANES - 1)] + [
+        "(other classes)"]
+    assert [t["key"] for t in doc["tracks"]] == ["pred"]  # no CAS files: no heat map
+    assert doc["duration"] == LANES + 2
 
 
 # ---- in a real browser -----------------------------------------------------------------------
-def chromium() -> str | None:
-    for name in (os.environ.get("AVLOC_CHROMIUM"), "chromium", "chromium-headless-shell",
-                 "chromium-browser", "google-chrome"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-    exe = chromium()
-    if exe is None:
-        pytest.skip("no Chromium to drive: apt-get install chromium (.ci/run installs it), "
-                    "or set AVLOC_CHROMIUM to a Chromium binary")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    page.close()
-    assert errors == [], errors  # no script error on any page
-
-
 def open_video(page, index: Path, vid: str) -> None:
     page.goto(f"{index.as_uri()}#video={vid}")
     page.wait_for_function(f"document.body.dataset.openVideo === '{vid}'")

@@ -14,13 +14,12 @@ which browsers allow from disk where fetch() is refused.
 
 from __future__ import annotations
 
-import base64
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,28 +27,26 @@ from urllib.parse import quote
 
 import numpy as np
 
+from avloc.data.base import Timing
 from avloc.errors import AvlocError
 from avloc.results import CAS_DIR, GROUND_TRUTH_FILE, RESULTS_FILE, CasRecord, read_cas
-from avloc.view.diagnose import KINDS, diagnose
+from avloc.view.tracks import (
+    Detections,
+    Truth,
+    VideoView,
+    detection_view,
+    outcomes,
+    parsing_view,
+)
 
 VIEW_DIR = "view"
 ASSETS = ("index.html", "view.js", "view.css", "echarts.min.js", "echarts-LICENSE.txt")
-HEAT_CLASSES = 8  # rows of the activation heat map: the classes a reader cares about first
-LANES = 10  # predicted-segment lanes; further classes share the last one
 
 
-@dataclass
-class Detections:
-    """One video's detections, best first."""
-
-    segment: np.ndarray  # (D, 2) seconds
-    label: list[str]
-    score: np.ndarray  # (D,)
-
-
-def _read_results(out: Path) -> tuple[dict[str, Detections], Any]:
-    """{video: detections} in the file's order, and the checked Predictions."""
-    from avloc.anet_json import parse_predictions
+def _read_results(out: Path) -> tuple[dict[str, Detections], Any, dict[str, Any]]:
+    """{video: detections} in the file's order, the checked Predictions, and what made the
+    file (its "avloc" entry)."""
+    from avloc.anet_json import made_by, parse_predictions
     from avloc.io import read_json
 
     path = out / RESULTS_FILE
@@ -61,15 +58,16 @@ def _read_results(out: Path) -> tuple[dict[str, Detections], Any]:
     rows: dict[str, list[int]] = {vid: [] for vid in data["results"]}
     for i, vid in enumerate(preds.video.tolist()):
         rows[vid].append(i)
+    modality = preds.modality if preds.modality is not None else np.full(len(preds.label), "")
     per: dict[str, Detections] = {}
     for vid, idx in rows.items():
         score = preds.score[idx].astype(np.float64)  # (D,) file order
         order = np.asarray(idx, dtype=np.int64)[np.argsort(-score, kind="stable")]
         per[vid] = Detections(preds.segment[order].reshape(-1, 2), preds.label[order].tolist(),
-                              preds.score[order].astype(np.float64))
+                              preds.score[order].astype(np.float64), modality[order].tolist())
     if not per:
         raise AvlocError(f"{path}: lists no videos")
-    return per, preds
+    return per, preds, made_by(data)
 
 
 def _read_truth(gt: str | Path | None, out: Path, videos: Sequence[str]) -> Any:
@@ -85,7 +83,9 @@ def _read_truth(gt: str | Path | None, out: Path, videos: Sequence[str]) -> Any:
     if not shown:
         raise AvlocError(f"{path}: none of the {len(videos)} videos of {out / RESULTS_FILE} "
                          f"is in this ground truth (ids like {', '.join(list(videos)[:2])})")
-    return GroundTruth(shown, full.video[keep], full.segment[keep], full.label[keep], str(path))
+    modality = full.modality[keep] if full.modality is not None else None
+    return GroundTruth(shown, full.video[keep], full.segment[keep], full.label[keep], str(path),
+                       modality=modality)
 
 
 def _find_videos(folder: str | Path | None, records: dict[str, CasRecord | None]
@@ -103,58 +103,18 @@ def _find_videos(folder: str | Path | None, records: dict[str, CasRecord | None]
     return found
 
 
-def _b64(x: np.ndarray) -> str:
-    """Values in [0, 1] as base64 bytes of round(255 x)."""
-    q = np.round(np.clip(np.nan_to_num(x), 0, 1) * 255).astype(np.uint8)
-    return base64.b64encode(q.tobytes()).decode("ascii")
-
-
-def _heat_classes(rec: CasRecord, det: Detections, truth: list[str]) -> list[int]:
-    """The rows of the heat map: the video's true classes, those it predicts (best first),
-    then its highest activations, at most HEAT_CLASSES."""
-    peak = rec.cas.max(axis=0) if len(rec.cas) else np.zeros(len(rec.classes))  # (C,)
-    names = [*truth, *det.label, *(rec.classes[c] for c in np.argsort(-peak, kind="stable"))]
-    index = {c: i for i, c in enumerate(rec.classes)}
-    return [index[n] for n in dict.fromkeys(names) if n in index][:HEAT_CLASSES]
-
-
-def _tracks(vid: str, det: Detections, kinds: list[str], gt_rows: list[tuple],
-            missed: list[bool], rec: CasRecord | None, duration: float) -> dict[str, Any]:
-    """One video's data file: segments, lanes, heat rows and mu."""
-    lanes = list(dict.fromkeys(det.label))
-    doc: dict[str, Any] = {
-        "id": vid, "duration": duration,
-        "gt": [[s, e, label, bool(m)] for (s, e, label), m in zip(gt_rows, missed, strict=True)],
-        "pred": [[float(s), float(e), label, float(sc), k] for (s, e), label, sc, k
-                 in zip(det.segment, det.label, det.score, kinds, strict=True)],
-        "lanes": lanes if len(lanes) <= LANES else [*lanes[: LANES - 1], "(other classes)"],
-    }
-    if rec is not None:
-        rows = _heat_classes(rec, det, [g[2] for g in gt_rows])
-        heat = rec.cas[:, rows].T  # (K, T)
-        # the colour scale spans the video's own range: an unsure model still shows its leanings
-        low, high = (float(heat.min()), float(heat.max())) if heat.size else (0.0, 1.0)
-        span = max(high - low, 1e-6)
-        doc |= {"snippets": len(rec.cas), "seconds": rec.timing.seconds,
-                "offset": rec.timing.offset, "heat_classes": [rec.classes[c] for c in rows],
-                "heat": _b64((heat - low) / span), "heat_range": [low, low + span],
-                "mu": _b64(rec.mu)}
-    return doc
-
-
-def _row(vid: str, n: int, det: Detections, kinds: list[str], gt_rows: list[tuple],
-         missed: list[bool], rec: CasRecord | None, duration: float,
-         video: str | None) -> dict[str, Any]:
+def _row(vid: str, n: int, det: Detections, truth: Truth | None, v: VideoView,
+         rec: CasRecord | None, duration: float, video: str | None) -> dict[str, Any]:
     """The index's line for one video."""
-    counts = {k: kinds.count(k) for k in KINDS} | {"missed": int(sum(missed))}
     return {
         "id": vid, "file": f"data/{n:06d}.js", "duration": round(duration, 3),
         "snippets": len(rec.cas) if rec is not None else None,
         "top": det.label[0] if det.label else None,
         "score": round(float(det.score[0]), 4) if len(det.score) else None,
         "segments": len(det.label), "pred_classes": sorted(set(det.label)),
-        "gt_classes": sorted({g[2] for g in gt_rows}), "instances": len(gt_rows),
-        "errors": counts, "video": video,
+        "gt_classes": sorted(set(truth.label)) if truth else [],
+        "instances": len(truth.label) if truth else 0,
+        "errors": v.errors, "by_modality": v.by_modality, "scores": v.scores, "video": video,
     }
 
 
@@ -192,18 +152,22 @@ def build_view(out: str | Path, gt: str | Path | None = None,
     if not out.is_dir():
         raise AvlocError(f"{out}: no such output folder (avloc localize / avloc eval --out)")
     thresholds = parse_tiou(tiou, "--tiou")
-    dets, preds = _read_results(out)
+    dets, preds, made_by = _read_results(out)
     truth = _read_truth(gt, out, list(dets))
     records = {vid: _maybe_cas(out, vid) for vid in dets}
     files = _find_videos(videos, records)
+    task = _task(records, made_by, preds)
     view = out / VIEW_DIR
     tmp = Path(tempfile.mkdtemp(prefix=f".{VIEW_DIR}.partial-", dir=out))
     try:
-        index = _write_videos(tmp, view, dets, truth, records, files, diagnose_tiou)
+        index = _write_videos(tmp, view, dets, truth, records, files, task, made_by,
+                              preds, diagnose_tiou)
         index |= {"title": str(out.resolve().name), "diagnose_tiou": diagnose_tiou,
-                  "has_truth": truth is not None, "kinds": list(KINDS) + ["missed"],
-                  "ap": _per_class(truth, preds, thresholds) if _instances(truth) else None,
-                  "task": _task(records)}
+                  "has_truth": truth is not None, "task": task,
+                  "outcomes": outcomes(task, diagnose_tiou),
+                  "thresholds": made_by.get("thresholds"),
+                  "ap": _per_class(truth, preds, thresholds)
+                  if _instances(truth) and task != "parsing" else None}
         _write_js(tmp / "index.js", "avlocIndex", index)  # view.js defines avlocIndex
         _copy_assets(tmp)
         _swap_in(tmp, view)
@@ -222,34 +186,85 @@ def _maybe_cas(out: Path, vid: str) -> CasRecord | None:
     return read_cas(path) if path.is_file() else None
 
 
-def _task(records: dict[str, CasRecord | None]) -> str | None:
-    return next((str(r.meta.get("task")) for r in records.values() if r is not None), None)
+def _task(records: dict[str, CasRecord | None], made_by: dict[str, Any], preds: Any) -> str:
+    """The model's task: as the results file or the CAS files record it; results with a
+    modality are a parsing model's; else action."""
+    recorded = made_by.get("task") or next(
+        (r.meta.get("task") for r in records.values() if r is not None), None)
+    if recorded in ("action", "event", "parsing"):
+        return str(recorded)
+    return "parsing" if preds.modality is not None else "action"
+
+
+def _truth_of(truth: Any, vid: str) -> Truth | None:
+    if truth is None or vid not in truth.durations:
+        return None
+    mine = truth.video == vid  # (N,)
+    modality = (truth.modality[mine].tolist() if truth.modality is not None
+                else [""] * int(mine.sum()))
+    return Truth(truth.segment[mine].reshape(-1, 2), truth.label[mine].tolist(), modality)
 
 
 def _write_videos(tmp: Path, view: Path, dets: dict[str, Detections], truth: Any,
-                  records: dict[str, CasRecord | None], files: dict[str, Path],
-                  tiou: float) -> dict[str, Any]:
-    """Every video's data file; returns the index rows."""
+                  records: dict[str, CasRecord | None], files: dict[str, Path], task: str,
+                  made_by: dict[str, Any], preds: Any, tiou: float) -> dict[str, Any]:
+    """Every video's data file; returns the index rows and the summary of the numbers."""
     (tmp / "data").mkdir()
+    seconds = float(made_by.get("snippet_seconds") or 1.0)
+    parsing = (_parsing_scores(truth, preds, seconds)
+               if task == "parsing" and truth is not None else None)
     rows = []
     for n, (vid, det) in enumerate(dets.items()):
-        gt_rows: list[tuple] = []
-        if truth is not None:
-            mine = truth.video == vid  # (N,)
-            gt_rows = [(float(s), float(e), str(c)) for (s, e), c
-                       in zip(truth.segment[mine], truth.label[mine], strict=True)]
-        kinds, missed = ([""] * len(det.label), [False] * len(gt_rows))
-        if truth is not None and vid in truth.durations:
-            kinds, missed = diagnose(det.segment, det.label, det.score,
-                                     np.array([g[:2] for g in gt_rows]), [g[2] for g in gt_rows],
-                                     tiou)
-        rec = records[vid]
+        rec, mine = records[vid], _truth_of(truth, vid)
         duration = _duration(vid, det, rec, truth)
-        tracks = _tracks(vid, det, kinds, gt_rows, missed, rec, duration)
-        _write_js(tmp / "data" / f"{n:06d}.js", "avlocVideo", n, tracks)
-        rows.append(_row(vid, n, det, kinds, gt_rows, missed, rec, duration,
-                         _video_url(files.get(vid), view)))
-    return {"videos": rows}
+        if task == "parsing":
+            timing = rec.timing if rec is not None else Timing(seconds)
+            length = len(rec.cas) if rec is not None else max(1, math.ceil(
+                duration / timing.seconds - 1e-6))
+            scores = _video_scores(parsing["per_video"].get(vid)) if parsing else {}
+            v = parsing_view(det, mine, rec, timing, length, scores)
+        else:
+            v = detection_view(det, mine, rec, task, tiou)
+        doc: dict[str, Any] = {"id": vid, "duration": duration, "tracks": v.tracks,
+                               "scores": v.scores, "by_modality": v.by_modality}
+        if rec is not None:
+            doc |= {"snippets": len(rec.cas), "seconds": rec.timing.seconds,
+                    "offset": rec.timing.offset}
+        _write_js(tmp / "data" / f"{n:06d}.js", "avlocVideo", n, doc)
+        rows.append(_row(vid, n, det, mine, v, rec, duration, _video_url(files.get(vid), view)))
+    return {"videos": rows, "summary": _summary(task, rows, parsing)}
+
+
+def _parsing_scores(truth: Any, preds: Any, seconds: float) -> dict[str, Any] | None:
+    """The LLP F-scores of the shown videos (avloc.score_files); None when the ground truth
+    names no modality."""
+    from avloc.score_files import parsing_file_scores
+
+    if truth.modality is None or preds.modality is None:
+        return None
+    return parsing_file_scores(truth, preds, seconds)
+
+
+def _video_scores(per_video: dict[str, Any] | None) -> dict[str, float]:
+    if not per_video:
+        return {}
+    return {f"{level}.{k}": v for level, scores in per_video.items() for k, v in scores.items()}
+
+
+def _summary(task: str, rows: list[dict[str, Any]], parsing: dict[str, Any] | None
+             ) -> dict[str, Any] | None:
+    """The numbers over the shown videos: the LLP F-scores (parsing), the pooled snippet
+    accuracy (event: the AVE protocol); detection's mAP is `ap`."""
+    if parsing is not None:
+        from avloc.metrics.parsing import LEVELS, SUMMARIES
+
+        return {level: {k: parsing[level][k] for k in SUMMARIES} for level in LEVELS}
+    scored = [r["scores"] for r in rows if "accuracy" in r["scores"]]
+    if task == "event" and scored:
+        snippets = sum(s["snippets"] for s in scored)
+        correct = sum(s["accuracy"] * s["snippets"] for s in scored)
+        return {"accuracy": correct / max(snippets, 1), "snippets": snippets}
+    return None
 
 
 def _duration(vid: str, det: Detections, rec: CasRecord | None, truth: Any) -> float:

@@ -1,27 +1,29 @@
 /* avloc view: the page of `avloc view OUT` (written by avloc/view/build.py).
  *
- * index.js calls avlocIndex(index) with one row per video; a video's tracks come from
- * data/NNNNNN.js, loaded by a <script> tag when the video is opened (browsers refuse
- * fetch() from disk), which calls avlocVideo(n, doc). Charts are Apache ECharts: one
- * instance, one grid per track (ground truth, predicted, activation, mu) on linked time
- * axes; segments and activation rows are custom series.
+ * index.js calls avlocIndex(index) with one row per video, the task's outcomes (name,
+ * colour and rule of each) and its numbers; a video's tracks come from data/NNNNNN.js,
+ * loaded by a <script> tag when the video is opened (browsers refuse fetch() from disk),
+ * which calls avlocVideo(n, doc). The tracks are chosen per task in Python
+ * (avloc/view/tracks.py); here each kind is drawn one way: "truth" and "pred" segments,
+ * "heat" rows of activations, a "line" (mu). Charts are Apache ECharts: one instance, one
+ * grid per track on linked time axes; segments and activation rows are custom series.
  */
 'use strict';
 (function () {
-  const KIND_NAMES = {
-    tp: 'correct', boundaries: 'poor boundaries', wrong_class: 'wrong class',
-    false_positive: 'false positive', missed: 'missed instance', '': 'not judged',
-  };
-  const KIND_COLORS = {
-    tp: '#2b6cb0', boundaries: '#e08e0b', wrong_class: '#8e44ad', false_positive: '#c0392b',
-    '': '#7f8c8d',
-  };
   const PRED_COLOR = '#2b6cb0';
-  const GT_COLOR = '#2ca02c';
-  const MISSED_COLOR = '#e74c3c';
   const HEAT_STOPS = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
   const LANE_H = 20;   // pixels per lane of a track
   const LEFT = 150;    // room for lane labels
+  const LEVELS = [['segment_level', 'segment'], ['event_level', 'event']];
+  const FSCORES = [['audio', 'audio'], ['visual', 'visual'], ['audio_visual', 'AV'],
+                   ['type_av', 'Type@AV'], ['event_av', 'Event@AV']];
+  const SCORE_NOTES = {
+    action: 'score = peak activation in the segment + score weight × the class\'s video-level '
+      + 'score (W-TALC\'s ranking), so it can pass 1',
+    event: 'score = the class\'s mean probability over the segment\'s snippets (each snippet '
+      + 'takes the argmax class)',
+    parsing: 'score = the modality\'s mean probability over the event',
+  };
 
   let INDEX = null;
   let shown = [];          // indices of the rows passing the filters, in display order
@@ -54,8 +56,8 @@
   // ---- the index ------------------------------------------------------------------------
   window.avlocIndex = function (index) {
     INDEX = index;
-    $('title').textContent = 'avloc results: ' + index.title;
-    document.title = 'avloc: ' + index.title;
+    $('title').textContent = index.title;
+    document.title = index.title + ' · avloc view';
     $('summary').innerHTML = summaryHtml(index);
     fillFilters(index);
     buildHead();
@@ -64,21 +66,60 @@
     window.addEventListener('hashchange', openFromHash);
     window.addEventListener('resize', () => chart && chart.resize());
     performance.mark('avloc-index');  // benchmarks/bench_view.py reads it
+    if (!location.hash && index.videos.length === 1) {
+      location.hash = 'video=' + encodeURIComponent(index.videos[0].id);  // nothing to choose
+    }
     openFromHash();
   };
 
+  const plural = (n, one, many) => n + ' ' + (n === 1 ? one : (many || one + 's'));
+  const pct = (x) => fmt(100 * x, 1);
+  const outcome = (k) => INDEX.outcomes[k] || {name: k, color: '#7f8c8d', rule: ''};
+
+  function fscoreTable(scores, caption) {
+    // the LLP F-scores at both levels, as the official code prints them
+    const head = '<tr><th></th>' + FSCORES.map((f) => '<th class="num">' + f[1] + '</th>').join('')
+      + '</tr>';
+    const rows = LEVELS.map(([key, name]) => '<tr><td>' + name + '-level</td>' + FSCORES.map((f) =>
+      '<td class="num">' + pct(scores[key][f[0]]) + '</td>').join('') + '</tr>').join('');
+    return '<div class="fscores"><div class="caption">' + esc(caption) + '</div>'
+      + '<table class="fscores">' + head + rows + '</table></div>';
+  }
+
+  function thresholdText(t) {
+    if (!t) return '';
+    return 'events decided at video ' + fmt(t.video, 2) + ', audio ' + fmt(t.audio, 2) + ', visual '
+      + fmt(t.visual, 2) + ' (' + t.source + ')';
+  }
+
   function summaryHtml(ix) {
-    const parts = [ix.videos.length + ' videos'];
+    const parts = [plural(ix.videos.length, 'video')];
     if (ix.task) parts.push(ix.task + ' model');
+    let extra = '';
+    if (ix.task === 'parsing') {
+      if (ix.thresholds) parts.push(thresholdText(ix.thresholds));
+      if (ix.summary) {
+        extra = fscoreTable(ix.summary, 'LLP F-scores (%) over these videos, as the official '
+                            + 'code computes them from these events');
+      } else if (!ix.has_truth) {
+        parts.push('no ground truth (avloc view OUT --gt GT.json adds it)');
+      }
+      if (ix.has_truth) parts.push('each event judged as the LLP event level judges it');
+      return esc(parts.join(' · ')) + extra;
+    }
+    if (ix.task === 'event' && ix.summary) {
+      parts.push('snippet accuracy ' + pct(ix.summary.accuracy) + ' % over '
+                 + plural(ix.summary.snippets, 'snippet') + ' (the AVE protocol)');
+    }
     if (ix.ap) {
       const first = ix.ap.tiou[0];
-      parts.push('mAP@' + first + ' ' + fmt(100 * ix.ap.mAP[first], 1) + ' %');
+      parts.push('mAP@' + first + ' ' + pct(ix.ap.mAP[first]) + ' %');
       parts.push('average mAP (' + ix.ap.tiou[0] + ':' + ix.ap.tiou[ix.ap.tiou.length - 1] + ') '
-                 + fmt(100 * ix.ap.average_mAP, 1) + ' %');
-      parts.push(ix.ap.instances + ' ground-truth instances');
+                 + pct(ix.ap.average_mAP) + ' %');
+      parts.push(plural(ix.ap.instances, 'ground-truth instance'));
       parts.push('outcomes at tIoU ' + ix.diagnose_tiou + ', each video\'s G best detections'
                  + ' judged (G = its instances)');
-    } else {
+    } else if (!ix.has_truth) {
       parts.push('no ground truth (avloc view OUT --gt GT.json adds it)');
     }
     return esc(parts.join(' · '));
@@ -93,8 +134,8 @@
     $('f-class').insertAdjacentHTML('beforeend', [...classes].sort()
       .map((c) => '<option>' + esc(c) + '</option>').join(''));
     if (ix.has_truth) {
-      const opts = ix.kinds.filter((k) => k !== 'tp')
-        .map((k) => '<option value="' + k + '">' + KIND_NAMES[k] + '</option>');
+      const opts = errorKinds().map((k) => '<option value="' + k + '">' + outcome(k).name
+        + '</option>');
       opts.push('<option value="none">no error</option>');
       $('f-error').insertAdjacentHTML('beforeend', opts.join(''));
     } else {
@@ -105,21 +146,42 @@
     }
   }
 
+  function errorKinds() {
+    // the outcomes that are errors, in the order the errors column names them
+    return ['missed', 'false_positive', 'wrong_class', 'boundaries'].filter((k) => k in INDEX.outcomes);
+  }
+
   function columns() {
     const cols = [
       {key: 'id', title: 'video'},
       {key: 'duration', title: 'length', num: true, show: (r) => clock(r.duration)},
       {key: 'top', title: 'top class'},
-      {key: 'score', title: 'score', num: true, show: (r) => fmt(r.score, 3)},
-      {key: 'segments', title: 'segs', num: true, tip: 'predicted segments'},
+      {key: 'score', title: 'score', num: true, show: (r) => fmt(r.score, 2),
+       tip: SCORE_NOTES[INDEX.task] || 'score'},
+      {key: 'segments', title: INDEX.task === 'parsing' ? 'events' : 'segs', num: true,
+       tip: INDEX.task === 'parsing' ? 'predicted audio and visual events' : 'predicted segments'},
     ];
     if (INDEX.has_truth) {
       cols.push({key: 'gt', title: 'truth', value: (r) => r.gt_classes.join(', ')});
-      cols.push({key: 'errors', title: 'errors', tip: 'judged at tIoU ' + INDEX.diagnose_tiou
-                 + ': missed instances, false positives, wrong class, poor boundaries',
-                 num: true, error: true, value: errorCount, show: errorText});
+      if (INDEX.task === 'parsing') {
+        cols.push({key: 'seg_tav', title: 'T@AV', num: true,
+                   tip: 'this video\'s segment-level Type@AV F-score (%)',
+                   value: (r) => r.scores['segment_level.type_av'],
+                   show: (r) => pctOrEmpty(r.scores['segment_level.type_av'])});
+      }
+      if (INDEX.task === 'event') {
+        cols.push({key: 'acc', title: 'acc.', num: true, tip: 'snippet accuracy (%)',
+                   value: (r) => r.scores.accuracy, show: (r) => pctOrEmpty(r.scores.accuracy)});
+      }
+      cols.push({key: 'errors', title: 'errors', tip: errorKinds().map((k) => outcome(k).name
+                 + ': ' + outcome(k).rule).join('\n'),
+                 num: true, error: true, value: errorCount, show: errorText, cellTip: errorTip});
     }
     return cols;
+  }
+
+  function pctOrEmpty(x) {
+    return x === undefined || x === null ? '' : pct(x);
   }
 
   function buildHead() {
@@ -168,18 +230,26 @@
       th.classList.toggle('desc', th.dataset.key === sortKey && sortDir < 0);
     }
     $('videos').querySelector('tbody').innerHTML = shown.map((n) => rowHtml(cols, n)).join('');
-    $('count').textContent = shown.length + ' of ' + INDEX.videos.length + ' videos';
+    $('count').textContent = shown.length + ' of ' + plural(INDEX.videos.length, 'video');
   }
 
   function errorText(r) {
     const short = {missed: 'miss', false_positive: 'FP', wrong_class: 'class', boundaries: 'bounds'};
-    const parts = Object.keys(short).filter((k) => r.errors[k] > 0)
-      .map((k) => r.errors[k] + ' ' + short[k]);
-    return parts.length ? parts.join(', ') : 'none';
+    const text = (errors) => errorKinds().filter((k) => errors[k] > 0)
+      .map((k) => errors[k] + ' ' + short[k]).join(', ');
+    return text(r.errors) || 'none';
+  }
+
+  function errorTip(r) {
+    // parsing: the errors of each modality (the cell gives their sum)
+    if (!r.by_modality) return errorText(r);
+    return Object.entries(r.by_modality).map(([m, e]) => m + ': ' + (errorKinds()
+      .filter((k) => e[k] > 0).map((k) => e[k] + ' ' + outcome(k).name).join(', ') || 'none'))
+      .join('\n');
   }
 
   function errorCount(r) {
-    return r.errors.missed + r.errors.false_positive + r.errors.wrong_class + r.errors.boundaries;
+    return errorKinds().reduce((n, k) => n + (r.errors[k] || 0), 0);
   }
 
   function compare(a, b) {
@@ -197,8 +267,9 @@
       const text = c.show ? c.show(r) : (v === null || v === undefined ? '' : v);
       let cls = c.num ? 'num' : '';
       if (c.key === 'id' || c.key === 'gt') cls = c.key;
-      if (c.error) cls += v > 0 ? ' bad' : ' zero';
-      return '<td class="' + cls + '" title="' + esc(text) + '">' + esc(text) + '</td>';
+      if (c.error) cls += (v > 0 ? ' bad' : ' zero') + ' errors';
+      const tip = c.cellTip ? c.cellTip(r) : text;
+      return '<td class="' + cls + '" title="' + esc(tip) + '">' + esc(text) + '</td>';
     }).join('') + '</tr>';
   }
 
@@ -258,13 +329,16 @@
     if (tr) tr.classList.add('selected');
     $('d-title').textContent = row.id;
     const doc = await load(n);
-    view = {n, doc, row};
-    if (doc.heat) {
-      const all = bytes(doc.heat);
-      view.heat = doc.heat_classes.map((_, k) => all.subarray(k * doc.snippets, (k + 1) * doc.snippets));
-      view.mu = bytes(doc.mu);
+    view = {n, doc, row, rows: {}, line: null};
+    for (const t of doc.tracks) {  // decode the activation rows and mu once per video
+      if (t.kind === 'heat') {
+        const all = bytes(t.data);
+        view.rows[t.key] = t.lanes.map((_, k) => all.subarray(k * doc.snippets, (k + 1) * doc.snippets));
+      } else if (t.kind === 'line') {
+        view.line = bytes(t.data);
+      }
     }
-    $('d-info').textContent = infoText(doc, row);
+    $('d-info').innerHTML = infoHtml(doc, row);
     setPlayer(row);
     draw(doc);
     segmentTable(doc);
@@ -273,13 +347,34 @@
     performance.mark('avloc-open-' + row.id);
   }
 
-  function infoText(doc, row) {
+  function segmentTracks(doc) {
+    return doc.tracks.filter((t) => t.kind === 'truth' || t.kind === 'pred');
+  }
+
+  function infoHtml(doc, row) {
     const parts = [clock(doc.duration)];
-    if (doc.snippets) parts.push(doc.snippets + ' snippets of ' + doc.seconds + ' s');
-    parts.push(doc.pred.length + ' predicted segments');
-    if (INDEX.has_truth) parts.push(doc.gt.length + ' ground-truth instances');
+    if (doc.snippets) parts.push(plural(doc.snippets, 'snippet') + ' of ' + doc.seconds + ' s');
+    const count = (kind) => segmentTracks(doc).filter((t) => t.kind === kind)
+      .reduce((n, t) => n + t.items.length, 0);
+    const parsing = INDEX.task === 'parsing';
+    parts.push(plural(count('pred'), parsing ? 'predicted event' : 'predicted segment'));
+    if (INDEX.has_truth) {
+      parts.push(plural(count('truth'), parsing ? 'true event' : 'ground-truth instance'));
+    }
+    if (doc.scores && doc.scores.accuracy !== undefined) {
+      parts.push('snippet accuracy ' + pct(doc.scores.accuracy) + ' %');
+    }
     if (!row.video) parts.push('no video file (avloc view OUT --videos DIR shows it)');
-    return parts.join(' · ');
+    let html = esc(parts.join(' · '));
+    if (parsing && doc.scores && doc.scores['segment_level.type_av'] !== undefined) {
+      const scores = {};
+      for (const [level] of LEVELS) {
+        scores[level] = {};
+        for (const [k] of FSCORES) scores[level][k] = doc.scores[level + '.' + k];
+      }
+      html += fscoreTable(scores, 'this video\'s LLP F-scores (%)');
+    }
+    return html;
   }
 
   function player() {
@@ -321,21 +416,13 @@
 
   // ---- the chart ------------------------------------------------------------------------
   function tracksOf(doc) {
-    const tracks = [];
-    if (INDEX.has_truth) {
-      const lanes = [...new Set(doc.gt.map((g) => g[2]))];
-      tracks.push({key: 'gt', title: 'ground truth', lanes: lanes.length ? lanes : ['(none)']});
-    }
-    tracks.push({key: 'pred', title: 'predicted (score)',
-                 lanes: doc.lanes.length ? doc.lanes : ['(none)']});
-    if (doc.heat) {
-      tracks.push({key: 'heat', title: 'class activation', lanes: doc.heat_classes});
-      tracks.push({key: 'mu', title: 'μ (foreground reliability)', height: 56});
-    }
+    const tracks = doc.tracks.filter((t) => INDEX.has_truth || t.kind !== 'truth').map((t) => ({
+      ...t, lanes: t.kind === 'line' ? [] : (t.lanes.length ? t.lanes : ['(none)']),
+    }));
     let y = 4;
     for (const t of tracks) {
       t.top = y + 18;
-      t.height = t.height || LANE_H * t.lanes.length;
+      t.height = t.kind === 'line' ? 56 : LANE_H * t.lanes.length;
       y = t.top + t.height + 8;
     }
     return {tracks, height: y + 58, last: tracks.length - 1};
@@ -428,7 +515,7 @@
                   splitLine: {show: true, lineStyle: {color: '#eee'}},
                   axisPointer: {show: true, snap: false, triggerTooltip: false,
                                 label: {show: i === L.last, formatter: (p) => clock(p.value)}}});
-      if (t.key === 'mu') {
+      if (t.kind === 'line') {
         yAxes.push({type: 'value', gridIndex: i, min: 0, max: 1, interval: 0.5,
                     axisLabel: {fontSize: 10}, splitLine: {lineStyle: {color: '#eee'}}});
       } else {
@@ -438,7 +525,7 @@
       }
       titles.push({type: 'text', left: 8, top: t.top - 16,
                    style: {text: t.title, font: 'bold 12px sans-serif', fill: '#333'}});
-      series.push(seriesOf(t, i, doc, x0, x1));
+      series.push(seriesOf(t, i, doc));
     });
     titles.push({id: 'playhead', type: 'line', silent: true, z: 100, invisible: true,
                  shape: {x1: 0, y1: 0, x2: 0, y2: 0}, style: {stroke: '#d62728', lineWidth: 2}});
@@ -460,52 +547,55 @@
     playhead(player().hidden ? null : player().currentTime);
   }
 
-  function seriesOf(t, i, doc, x0, x1) {
+  function seriesOf(t, i, doc) {
     const base = {id: t.key, xAxisIndex: i, yAxisIndex: i, clip: true};
-    if (t.key === 'gt') {
-      const lane = (label) => t.lanes.indexOf(label);
+    const lane = (label) => {
+      const k = t.lanes.indexOf(label);
+      return k >= 0 ? k : t.lanes.length - 1;  // beyond the shown lanes: '(other classes)'
+    };
+    if (t.kind === 'truth') {
       return {...base, type: 'custom', renderItem: segmentItem, encode: {x: [0, 1], y: 2},
-        data: doc.gt.map((g, k) => ({value: [g[0], g[1], lane(g[2]), 0, k],
-          itemStyle: {color: g[3] ? MISSED_COLOR : GT_COLOR, opacity: 0.85}}))};
+        data: t.items.map((g, k) => ({value: [g[0], g[1], lane(g[2]), 0, k],
+          itemStyle: {color: outcome(g[3]).color, opacity: 0.85}}))};
     }
-    if (t.key === 'pred') {
-      const top = doc.pred.length ? Math.max(...doc.pred.map((p) => p[3])) : 1;
-      const lane = (label) => {
-        const k = t.lanes.indexOf(label);
-        return k >= 0 ? k : t.lanes.length - 1;  // beyond the shown lanes: '(other classes)'
-      };
+    if (t.kind === 'pred') {
+      const top = t.items.length ? Math.max(...t.items.map((p) => p[3])) : 1;
       return {...base, type: 'custom', renderItem: segmentItem, encode: {x: [0, 1], y: 2},
-        data: doc.pred.map((p, k) => ({value: [p[0], p[1], lane(p[2]), p[3], k],
-          itemStyle: {color: INDEX.has_truth ? KIND_COLORS[p[4]] : PRED_COLOR,
+        data: t.items.map((p, k) => ({value: [p[0], p[1], lane(p[2]), p[3], k],
+          itemStyle: {color: INDEX.has_truth ? outcome(p[4]).color : PRED_COLOR,
                       opacity: 0.3 + 0.7 * Math.max(0, p[3]) / (top || 1)}}))};
     }
-    if (t.key === 'heat') {
-      return {...base, type: 'custom', renderItem: heatItem(view.heat.map(heatCanvas)),
+    if (t.kind === 'heat') {
+      return {...base, type: 'custom', renderItem: heatItem(view.rows[t.key].map(heatCanvas)),
         encode: {x: [0, 1], y: 2},
         tooltip: {show: false},
-        data: doc.heat_classes.map((_, k) => [doc.offset, doc.offset + doc.snippets * doc.seconds, k])};
+        data: t.lanes.map((_, k) => [doc.offset, doc.offset + doc.snippets * doc.seconds, k])};
     }
-    const mu = Array.from(view.mu, (q, s) => [doc.offset + (s + 0.5) * doc.seconds, q / 255]);
+    const mu = Array.from(view.line, (q, s) => [doc.offset + (s + 0.5) * doc.seconds, q / 255]);
     return {...base, type: 'line', data: mu, step: doc.snippets <= 200 ? 'middle' : false,
             showSymbol: doc.snippets <= 30, symbolSize: 4, sampling: 'lttb', silent: true,
             lineStyle: {width: 1.2, color: '#444'}, itemStyle: {color: '#444'}, areaStyle: {color: 'rgba(68,68,68,0.12)'},
             tooltip: {show: false}};
   }
 
+  function trackOf(key) {
+    return view.layout.tracks.find((t) => t.key === key);
+  }
+
   function tooltip(p) {
-    const doc = view.doc;
-    if (p.seriesId === 'gt') {
-      const g = doc.gt[p.value[4]];
-      return '<b>' + esc(g[2]) + '</b> (ground truth)<br>' + clock(g[0]) + ' – ' + clock(g[1])
-        + (g[3] ? '<br><span style="color:' + MISSED_COLOR + '">missed</span>' : '');
+    const t = trackOf(p.seriesId);
+    if (!t) return '';
+    const item = t.items[p.value[4]];
+    const [start, end, label] = item;
+    const judged = t.kind === 'truth' ? item[3] : item[4];
+    let html = '<b>' + esc(label) + '</b> (' + esc(t.title.replace(' (score)', '')) + ')';
+    if (t.kind === 'pred') html += ' score ' + fmt(item[3], 3);
+    html += '<br>' + clock(start) + ' – ' + clock(end);
+    if (INDEX.has_truth) {
+      const o = outcome(judged);
+      html += '<br><span style="color:' + o.color + '">' + esc(o.name) + '</span>: ' + esc(o.rule);
     }
-    if (p.seriesId === 'pred') {
-      const s = doc.pred[p.value[4]];
-      const kind = INDEX.has_truth ? '<br>' + KIND_NAMES[s[4]] : '';
-      return '<b>' + esc(s[2]) + '</b> score ' + fmt(s[3], 3) + '<br>' + clock(s[0]) + ' – '
-        + clock(s[1]) + kind;
-    }
-    return '';
+    return '<div style="max-width:340px;white-space:normal">' + html + '</div>';
   }
 
   function onClick(e) {
@@ -525,11 +615,11 @@
   function segmentAt(x, y, t) {
     const L = view.layout;
     for (const [i, track] of L.tracks.entries()) {
-      if (!(track.key === 'gt' || track.key === 'pred')) continue;
+      if (!(track.kind === 'truth' || track.kind === 'pred')) continue;
       if (!chart.containPixel({gridIndex: i}, [x, y])) continue;
       const lane = Math.round(chart.convertFromPixel({yAxisIndex: i}, y));
       const slack = Math.abs(chart.convertFromPixel({xAxisIndex: i}, x + 2) - t);  // 2 px
-      const rows = track.key === 'gt' ? view.doc.gt : view.doc.pred;
+      const rows = track.items;
       const data = chart.getOption().series[i].data;
       for (let k = rows.length - 1; k >= 0; k--) {  // the one drawn last is on top
         const v = data[k].value;
@@ -562,20 +652,26 @@
   function showReadout(t) {
     const doc = view.doc;
     const parts = ['t = ' + clock(t)];
-    if (doc.heat) {
-      const s = Math.floor((t - doc.offset) / doc.seconds);
-      if (s >= 0 && s < doc.snippets) {
-        parts.push('snippet ' + s + ' (' + clock(doc.offset + s * doc.seconds) + ' – '
-                   + clock(doc.offset + (s + 1) * doc.seconds) + ')');
-        parts.push('μ ' + fmt(view.mu[s] / 255, 2));
-        const [low, high] = doc.heat_range;
-        const acts = doc.heat_classes.map((c, k) => [c, low + view.heat[k][s] / 255 * (high - low)]);
+    const s = doc.snippets ? Math.floor((t - doc.offset) / doc.seconds) : -1;
+    if (s >= 0 && s < doc.snippets) {
+      parts.push('snippet ' + s + ' (' + clock(doc.offset + s * doc.seconds) + ' – '
+                 + clock(doc.offset + (s + 1) * doc.seconds) + ')');
+      if (view.line) parts.push('μ ' + fmt(view.line[s] / 255, 2));
+      for (const track of view.layout.tracks.filter((x) => x.kind === 'heat')) {
+        const [low, high] = track.range;
+        const acts = track.lanes.map((c, k) => [c, low + view.rows[track.key][k][s] / 255 * (high - low)]);
         acts.sort((a, b) => b[1] - a[1]);
-        parts.push(acts.slice(0, 3).map((a) => esc(a[0]) + ' ' + fmt(a[1], 2)).join(', '));
+        const name = INDEX.task === 'parsing' ? track.key.replace('heat_', '') + ' ' : '';
+        parts.push(name + acts.slice(0, 3).map((a) => esc(a[0]) + ' ' + fmt(a[1], 2)).join(', '));
       }
     }
-    const at = doc.pred.filter((p) => p[0] <= t && t < p[1]);
-    if (at.length) parts.push('predicted: ' + at.map((p) => esc(p[2]) + ' ' + fmt(p[3], 2)).join(', '));
+    const at = [];
+    for (const track of view.layout.tracks.filter((x) => x.kind === 'pred')) {
+      for (const p of track.items) {
+        if (p[0] <= t && t < p[1]) at.push(esc(p[2]) + (track.key === 'pred' ? '' : ' (' + track.key.replace('pred_', '') + ')') + ' ' + fmt(p[3], 2));
+      }
+    }
+    if (at.length) parts.push('predicted: ' + at.join(', '));
     $('readout').innerHTML = parts.join(' · ');
   }
 
@@ -585,12 +681,19 @@
     $('segments').querySelector('thead').innerHTML = '<tr><th>track</th><th>class</th>'
       + '<th class="num">start</th><th class="num">end</th><th class="num">score</th>'
       + (judged ? '<th>outcome</th>' : '') + '</tr>';
-    const rows = doc.gt.map((g, k) => ['gt', k, 'truth', g[2], g[0], g[1], null, g[3] ? 'missed' : 'found'])
-      .concat(doc.pred.map((p, k) => ['pred', k, 'predicted', p[2], p[0], p[1], p[3], KIND_NAMES[p[4]]]));
+    const rows = [];
+    for (const t of view.layout.tracks.filter((x) => x.kind === 'truth' || x.kind === 'pred')) {
+      t.items.forEach((it, k) => {
+        const key = t.kind === 'truth' ? it[3] : it[4];
+        rows.push([t.key, k, t.title.replace(' (score)', ''), it[2], it[0], it[1],
+                   t.kind === 'pred' ? it[3] : null, outcome(key)]);
+      });
+    }
     $('segments').querySelector('tbody').innerHTML = rows.map((r) => '<tr data-track="' + r[0]
-      + '" data-k="' + r[1] + '" data-start="' + r[4] + '"><td>' + r[2] + '</td><td>' + esc(r[3])
+      + '" data-k="' + r[1] + '" data-start="' + r[4] + '"><td>' + esc(r[2]) + '</td><td>' + esc(r[3])
       + '</td><td class="num">' + clock(r[4]) + '</td><td class="num">' + clock(r[5])
-      + '</td><td class="num">' + fmt(r[6], 3) + '</td>' + (judged ? '<td>' + esc(r[7]) + '</td>' : '')
+      + '</td><td class="num">' + fmt(r[6], 3) + '</td>'
+      + (judged ? '<td title="' + esc(r[7].rule) + '">' + esc(r[7].name) + '</td>' : '')
       + '</tr>').join('');
     const body = $('segments').querySelector('tbody');
     body.onclick = (e) => {
@@ -599,7 +702,8 @@
       markRow(tr.dataset.track, +tr.dataset.k);
       seek(+tr.dataset.start);
     };
-    $('legend').innerHTML = legendHtml(judged, doc.heat_range);
+    const heat = view.layout.tracks.find((x) => x.kind === 'heat');
+    $('legend').innerHTML = legendHtml(judged, heat ? heat.range : null);
   }
 
   function markRow(track, k) {
@@ -609,15 +713,21 @@
   }
 
   function legendHtml(judged, range) {
-    const sw = (c, t) => '<span class="sw" style="background:' + c + '"></span>' + esc(t);
-    const items = judged ? [sw(GT_COLOR, 'instance found'), sw(MISSED_COLOR, 'instance missed')]
-      .concat(['tp', 'boundaries', 'wrong_class', 'false_positive', '']
-        .map((k) => sw(KIND_COLORS[k], KIND_NAMES[k])))
-      : [sw(PRED_COLOR, 'predicted segment')];
+    const sw = (o) => '<span class="sw" style="background:' + o.color + '"></span><span title="'
+      + esc(o.rule) + '">' + esc(o.name) + '</span>';
+    const items = judged ? Object.keys(INDEX.outcomes).map((k) => sw(outcome(k)))
+      : [sw({color: PRED_COLOR, name: 'predicted segment', rule: ''})];
     const ramp = 'linear-gradient(90deg,' + HEAT_STOPS.map((c) => 'rgb(' + c + ')').join(',') + ')';
     const heat = range ? ' · activation ' + fmt(range[0], 2) + ' <span class="ramp" style="'
       + 'background:' + ramp + '"></span> ' + fmt(range[1], 2) : '';
-    return items.join('') + ' · darker = higher score' + heat + ' · click a segment or the timeline to seek'
-      + ' · shift+wheel or the slider zooms';
+    let html = items.join('') + ' · darker = higher score' + heat
+      + ' · click a segment or the timeline to seek · shift+wheel or the slider zooms';
+    html += '<div class="note">' + esc(SCORE_NOTES[INDEX.task] || '') + '</div>';
+    if (judged) {
+      html += '<details class="rules"><summary>How outcomes are judged</summary><ul>'
+        + Object.keys(INDEX.outcomes).map((k) => '<li><b>' + esc(outcome(k).name) + '</b>: '
+        + esc(outcome(k).rule) + '</li>').join('') + '</ul></details>';
+    }
+    return html;
   }
 })();
