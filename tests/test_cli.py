@@ -52,3 +52,30 @@ def test_the_parser_needs_no_torch():
     code = "import sys, avloc.cli; avloc.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_settings_are_taken_anywhere_on_the_line_in_order():
+    from avloc.cli import parse
+
+    args = parse(["train", "model.stages=1", "--data", "D", "--out", "O", "train.progress=false",
+                  "--config", "anet12", "model.stages=0"])
+    assert args.config == "anet12" and args.out == "O"
+    assert args.overrides == ["model.stages=1", "train.progress=false", "model.stages=0"]
+
+
+def test_unknown_arguments_are_still_refused_and_version_is_printed(capsys):
+    import pytest
+
+    from avloc.cli import main, parse
+
+    for argv in (["train", "--out", "O", "--bogus"], ["score", "a", "b", "x.y=1"]):
+        with pytest.raises(SystemExit) as stop:
+            parse(argv)
+        assert stop.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    from avloc import __version__
+
+    assert capsys.readouterr().out.strip() == f"avloc {__version__}"

@@ -65,7 +65,8 @@ def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video
         assert 0 <= s["segment"][0] < s["segment"][1] <= 10.0
     assert (tmp_path / "BjCEufrlXm4_cas.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "10 snippets of 1 s" in printed and f"{len(segments)} segments" in printed
+    assert "10 snippets of 1 s" in printed
+    assert (f"{len(segments)} segment" + ("s" if len(segments) != 1 else "")) in printed
     # what every batch writes: the same segments in results.json, the raw outputs, the cache
     batch = json.loads((tmp_path / "results.json").read_text())["results"]
     assert batch == result["results"]
@@ -170,5 +171,10 @@ def test_localize_with_a_parsing_model_gives_audio_and_visual_tracks(parsing_run
         assert 0 <= e["segment"][0] < e["segment"][1] <= 10
     assert (tmp_path / "BjCEufrlXm4_cas.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "audio and visual events (thresholds: tuned on the validation split" in printed
+    assert printed.count("parsing events decided at thresholds") == 1  # said once
+    assert "(tuned on the validation split, " in printed
     assert "modality" in printed and "visual    Dog" in printed
+    # --untuned: the checkpoint's own thresholds, the protocol's 0.5
+    assert main(["localize", str(real_video), "--checkpoint", str(parsing_run), "--untuned",
+                 "--out", str(tmp_path / "untuned")]) == 0
+    assert "video 0.50, audio 0.50, visual 0.50 (the LLP protocol)" in capsys.readouterr().out

@@ -255,7 +255,29 @@ def test_heads_and_data_must_match(tmp_path):
     assert not any((tmp_path / x).exists() for x in "abc")
 
 
-def test_run_selects_on_segment_type_av_and_tunes_thresholds_on_validation_only(tmp_path):
+def official_reference(ds, split: str, model) -> dict:
+    """The LLP protocol on the model's own outputs, written plainly from main_avvp.py's
+    `eval`: o = video probability >= 0.5; Pa = (frame audio >= 0.5) * o, the same for visual;
+    ground truth GT[c, onset:offset] = 1; scored by the naive per-video loop."""
+    from test_metrics_parsing import naive_scores
+
+    from avloc.predict import predict
+
+    pa, pv, ga, gv = [], [], [], []
+    for p in predict(model, ds.splits[split]):
+        o = (p.video >= 0.5).astype(int)  # (C,)
+        pa.append(((p.audio >= 0.5).astype(int) * o).T)  # (C, T)
+        pv.append(((p.visual >= 0.5).astype(int) * o).T)
+        truth = {m: np.zeros((ds.num_classes, len(p.p)), int) for m in ("audio", "visual")}
+        for s in ds.annotations[p.vid].segments:
+            truth[s.modality][ds.classes.index(s.label), int(s.start):int(s.end)] = 1
+        ga.append(truth["audio"])
+        gv.append(truth["visual"])
+    return naive_scores(pa, pv, ga, gv)
+
+
+def test_run_reports_the_protocol_and_tunes_thresholds_on_validation_only(tmp_path):
+    from avloc.checkpoint import load_model
     from avloc.data import load_dataset
     from avloc.evaluate import score_with_best
 
@@ -264,18 +286,27 @@ def test_run_selects_on_segment_type_av_and_tunes_thresholds_on_validation_only(
     metrics = quiet_train(cfg, None, tmp_path / "run", ds)
     assert metrics["select_metric"] == "segment_level.type_av"
     assert all("val_segment_level.type_av" in r for r in metrics["history"])
-    t = metrics["thresholds"]
+    t = metrics["tuned_thresholds"]
     assert t["source"] == "tuned on the validation split"
-    assert metrics["test"]["thresholds"] == {k: t[k] for k in ("video", "audio", "visual")}
+    test = metrics["test"]
+    # the main numbers are the protocol's (0.5), on the best checkpoint's outputs
+    assert test["thresholds"] == {"video": 0.5, "audio": 0.5, "visual": 0.5,
+                                  "source": "the LLP protocol"}
+    model, _, _ = load_model(tmp_path / "run")
+    want = official_reference(ds, "test", model)
     for level in ("segment_level", "event_level"):
-        assert set(metrics["test"][level]) == {"audio", "visual", "audio_visual", "type_av",
-                                               "event_av"}
+        assert set(test[level]) == {"audio", "visual", "audio_visual", "type_av", "event_av"}
+        for k, v in want[level].items():
+            assert test[level][k] == pytest.approx(v, abs=1e-12)
+    # the tuned thresholds are reported beside, labelled
+    assert test["tuned"]["thresholds"] == t
+    assert set(test["tuned"]) == {"segment_level", "event_level", "thresholds"}
     # the test split's content never moves the thresholds
     rng = np.random.default_rng(0)
     for vid in ds.splits["test"]:
         vid.audio[:] = rng.standard_normal(vid.audio.shape)
     again = score_with_best(tmp_path / "run" / "best.pt", ds, metrics_cfg(tmp_path / "run"))
-    assert again["thresholds"] == t
+    assert again["tuned_thresholds"] == t
     assert again["val"] == metrics["val"]
 
 
@@ -285,7 +316,7 @@ def metrics_cfg(run):
     return read_run_config(run)
 
 
-def test_eval_prints_both_levels_and_writes_the_documented_json(tmp_path, capsys):
+def test_eval_prints_the_protocol_first_and_the_tuned_beside(tmp_path, capsys):
     from avloc.cli import main
 
     quiet_train(load_config("llp_demo", TINY), None, tmp_path / "run")
@@ -293,13 +324,25 @@ def test_eval_prints_both_levels_and_writes_the_documented_json(tmp_path, capsys
                  "--json", str(tmp_path / "m.json")]) == 0
     printed = capsys.readouterr().out
     assert "segment-level" in printed and "event-level" in printed
-    assert "Type@AV" in printed and "Event@AV" in printed and "tuned on the validation" in printed
+    assert "Type@AV" in printed and "Event@AV" in printed
+    first, second = printed.index("of the LLP protocol"), printed.index("tuned on the valid")
+    assert first < second and "not the LLP protocol" in printed[second - 200:second + 200]
     import json
 
     m = json.loads((tmp_path / "m.json").read_text())
     assert set(m) >= {"segment_level", "event_level", "videos", "thresholds",
-                      "modality_specific"}
+                      "modality_specific", "tuned"}
+    assert m["thresholds"]["video"] == 0.5 and m["thresholds"]["source"] == "the LLP protocol"
+    assert set(m["tuned"]["thresholds"]) == {"video", "audio", "visual", "source"}
     assert 0 <= m["event_level"]["event_av"] <= 1
+    # --untuned: no tuned thresholds applied or reported; the protocol's numbers unchanged
+    assert main(["eval", str(tmp_path / "run"), "--split", "test", "--untuned",
+                 "--json", str(tmp_path / "u.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "tuned" not in printed
+    u = json.loads((tmp_path / "u.json").read_text())
+    assert "tuned" not in u
+    assert u["segment_level"] == m["segment_level"] and u["event_level"] == m["event_level"]
 
 
 @pytest.fixture(scope="module")

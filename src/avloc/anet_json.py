@@ -3,9 +3,13 @@
 Ground truth (ActivityNet `activity_net.v1-2.min.json`; "version" / "taxonomy" ignored):
     {"database": {vid: {"subset": "validation", "duration": 123.4,
                         "annotations": [{"segment": [s, e], "label": "Archery"}, ...]}}}
-Results (what `avloc predict` writes and the official evaluator reads):
+Results (what `avloc localize` writes and the official evaluator reads):
     {"version": "VERSION 1.2", "external_data": {...},
-     "results": {vid: [{"label": "Archery", "score": 0.9, "segment": [s, e]}, ...]}}
+     "results": {vid: [{"label": "Archery", "score": 0.9, "segment": [s, e]}, ...]},
+     "avloc": {"task": ..., "subset": ..., "snippet_seconds": ..., "thresholds": ...}}
+("avloc", optional, says what made the file; the official evaluator reads only the rest.)
+Audio-visual video parsing (LLP) adds "modality": "audio" | "visual" to each annotation
+and each result: an event heard and seen is one entry per modality.
 
 This module turns both into flat column arrays (`GroundTruth`, `Predictions`) that
 avloc.metrics scores, and checks them on the way in: every problem is one AvlocError
@@ -55,6 +59,7 @@ class GroundTruth:
     source: str = "ground truth"  # file name, for messages
     subset: str | None = None  # the subset scored; None: every video of the source
     other_videos: frozenset[str] = frozenset()  # videos of the source in other subsets
+    modality: np.ndarray | None = None  # (N,) object: parsing data's "audio" | "visual"
 
     @property
     def classes(self) -> list[str]:
@@ -72,6 +77,7 @@ class Predictions:
     label: np.ndarray  # (P,) object
     score: np.ndarray  # (P,) float64, or int64 when every score in the file is an integer
     source: str = "predictions"
+    modality: np.ndarray | None = None  # (P,) object: parsing results' "audio" | "visual"
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,6 +120,27 @@ def _segment(entry: Any, where: str) -> tuple[float, float]:
     return start, end
 
 
+MODALITIES = ("audio", "visual")
+
+
+def _modality(entry: dict[str, Any], where: str) -> str:
+    """A parsing entry's "modality" ("" when it has none)."""
+    modality = entry.get("modality", "")
+    if modality != "" and modality not in MODALITIES:
+        raise AvlocError(f"{where}: modality must be \"audio\" or \"visual\", got {modality!r}")
+    return modality
+
+
+def _modality_column(values: list[str], where: str) -> np.ndarray | None:
+    """None when no entry has a modality; else every entry must (parsing data)."""
+    if not any(values):
+        return None
+    if not all(values):
+        raise AvlocError(f"{where}: some entries name a modality and some do not (parsing "
+                         "data needs one on every entry)")
+    return np.array(values, dtype=object)
+
+
 def beyond_duration(segment: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """(N, 2) segments, (N,) durations -> (N,) True where a segment reaches outside
     [0, duration] by more than TOLERANCE_S. Such segments are scored as they are (the
@@ -126,7 +153,7 @@ def parse_ground_truth(data: Any, source: str, subset: str | None = None) -> Gro
     """Check and flatten a loaded ground-truth object; keep only videos of `subset` (None: all)."""
     database = _mapping(data, "database", source)
     durations: dict[str, float] = {}
-    video, segment, label = [], [], []
+    video, segment, label, modality = [], [], [], []
     subsets_seen: set[str] = set()
     others: set[str] = set()
     for vid, v in database.items():
@@ -156,6 +183,7 @@ def parse_ground_truth(data: Any, source: str, subset: str | None = None) -> Gro
             video.append(vid)
             segment.append((start, end))
             label.append(ann["label"])
+            modality.append(_modality(ann, at))
     if subset is not None and not durations:
         have = ", ".join(sorted(subsets_seen)) or "none"
         raise AvlocError(f"{source}: no videos in subset {subset!r} (subsets present: {have}; "
@@ -170,13 +198,14 @@ def parse_ground_truth(data: Any, source: str, subset: str | None = None) -> Gro
         source=source,
         subset=subset,
         other_videos=frozenset(others),
+        modality=_modality_column(modality, source),
     )
 
 
 def parse_predictions(data: Any, source: str) -> Predictions:
     """Check and flatten a loaded results object {"results": {vid: [entry, ...]}}."""
     results = _mapping(data, "results", source)
-    video, segment, label, score = [], [], [], []
+    video, segment, label, score, modality = [], [], [], [], []
     for vid, entries in results.items():
         if not isinstance(entries, list):
             raise AvlocError(f"{source}: video {vid}: expected a list of detections")
@@ -194,12 +223,14 @@ def parse_predictions(data: Any, source: str) -> Predictions:
             segment.append((start, end))
             label.append(entry["label"])
             score.append(s)
+            modality.append(_modality(entry, at))
     return Predictions(
         video=np.array(video, dtype=object),
         segment=np.array(segment, dtype=np.float64).reshape(-1, 2),
         label=np.array(label, dtype=object),
         score=_score_column(score),
         source=source,
+        modality=_modality_column(modality, source),
     )
 
 
@@ -230,13 +261,24 @@ def results_json(
     per_video: Mapping[str, list[dict[str, Any]]],
     version: str = VERSION,
     external_data: dict[str, Any] | None = None,
+    made_by: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The official results object from {vid: [{label, score, segment}, ...]}."""
-    return {
+    """The official results object from {vid: [{label, score, segment}, ...]}; `made_by`,
+    what made it (task, subset, snippet grid, thresholds), goes under "avloc"."""
+    doc = {
         "version": version,
         "results": {vid: list(dets) for vid, dets in per_video.items()},
         "external_data": external_data if external_data is not None else {"used": False},
     }
+    if made_by:
+        doc["avloc"] = dict(made_by)
+    return doc
+
+
+def made_by(data: Any) -> dict[str, Any]:
+    """A results object's "avloc" entry (what made it), {} when it has none."""
+    entry = data.get("avloc") if isinstance(data, dict) else None
+    return entry if isinstance(entry, dict) else {}
 
 
 def ground_truth_json(
@@ -251,7 +293,8 @@ def ground_truth_json(
             "subset": subset,
             "duration": float(ann.duration),
             "annotations": [
-                {"segment": [float(s.start), float(s.end)], "label": s.label} for s in ann.segments
+                {"segment": [float(s.start), float(s.end)], "label": s.label,
+                 **({"modality": s.modality} if s.modality else {})} for s in ann.segments
             ],
         }
     return {"version": version, "taxonomy": [], "database": database}

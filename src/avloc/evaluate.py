@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import torch
 
 from avloc.config import PARSING_METRICS, Config, LocalizeConfig
 from avloc.data.base import Dataset
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, plural
+from avloc.metrics.parsing import OFFICIAL_THRESHOLD
 from avloc.model import AVLocModel
 from avloc.predict import VideoPrediction, predict
 
@@ -22,6 +24,42 @@ TASK_METRICS = {"event": ("accuracy",), "action": ("average_mAP",), "parsing": P
 AUTO_METRIC = {"event": "accuracy", "action": "average_mAP", "parsing": "segment_level.type_av"}
 THRESHOLD_KEYS = {"video": "parsing_video_threshold", "audio": "parsing_audio_threshold",
                   "visual": "parsing_visual_threshold"}
+TUNED_SOURCE = "tuned on the validation split"
+
+
+@dataclass(frozen=True)
+class ParsingThresholds:
+    """The three thresholds that decide a parsing model's events (`segments.parsing_decisions`)
+    and where they come from."""
+
+    video: float
+    audio: float
+    visual: float
+    source: str
+
+    @classmethod
+    def of(cls, loc: LocalizeConfig, source: str) -> ParsingThresholds:
+        return cls(*(float(getattr(loc, name)) for name in THRESHOLD_KEYS.values()), source)
+
+    def apply(self, loc: LocalizeConfig) -> LocalizeConfig:
+        """`loc` deciding events at these thresholds."""
+        return dataclasses.replace(loc, **{name: getattr(self, key)
+                                           for key, name in THRESHOLD_KEYS.items()})
+
+    def values(self) -> tuple[float, float, float]:
+        return self.video, self.audio, self.visual
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def text(self) -> str:
+        return (f"video {self.video:.2f}, audio {self.audio:.2f}, visual {self.visual:.2f} "
+                f"({self.source})")
+
+
+# what the LLP protocol decides events at (AVVP-ECCV20 main_avvp.py: >= 0.5 everywhere)
+OFFICIAL = ParsingThresholds(OFFICIAL_THRESHOLD, OFFICIAL_THRESHOLD, OFFICIAL_THRESHOLD,
+                             "the LLP protocol")
 
 
 def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, Any]:
@@ -124,12 +162,20 @@ class ParsingSplit:
         return metrics
 
 
-def parsing_metrics(ds: Dataset, preds: Sequence[VideoPrediction], loc: LocalizeConfig
-                    ) -> dict[str, Any]:
-    """LLP protocol: decide each modality's events with `loc`'s thresholds, then the official
-    segment- and event-level F-scores (avloc.metrics.parsing) and avloc's diagnostic of
-    modality-specific events (`modality_specific`)."""
-    return ParsingSplit(ds, preds).metrics(loc)
+def parsing_metrics(ds: Dataset, preds: Sequence[VideoPrediction], loc: LocalizeConfig,
+                    tuned: ParsingThresholds | None = None) -> dict[str, Any]:
+    """LLP protocol: each modality's events decided at the official thresholds (0.5), then
+    the official segment- and event-level F-scores (avloc.metrics.parsing) and avloc's
+    diagnostic of modality-specific events (`modality_specific`). With `tuned` (thresholds
+    of the method, not of the protocol), the F-scores at those too, as "tuned"."""
+    split = ParsingSplit(ds, preds)
+    metrics = split.metrics(OFFICIAL.apply(loc))
+    metrics["thresholds"]["source"] = OFFICIAL.source
+    if tuned is not None:
+        other = split.metrics(tuned.apply(loc), diagnostic=False)
+        metrics["tuned"] = {"segment_level": other["segment_level"],
+                            "event_level": other["event_level"], "thresholds": tuned.to_dict()}
+    return metrics
 
 
 def tune_parsing_thresholds(
@@ -169,64 +215,74 @@ def check_scorable(ds: Dataset, split: str) -> None:
 
 
 def evaluate_split(
-    model: AVLocModel, ds: Dataset, split: str, cfg: Config, device: torch.device | str = "cpu"
+    model: AVLocModel, ds: Dataset, split: str, cfg: Config, device: torch.device | str = "cpu",
+    tuned: ParsingThresholds | None = None,
 ) -> tuple[dict[str, Any], list[VideoPrediction]]:
+    """The split's metrics as its task's protocol computes them (parsing data: at the LLP
+    protocol's thresholds, and with `tuned` beside them), and the predictions."""
     check_scorable(ds, split)
     preds = predict(model, ds.splits[split], device, amp=cfg.train.amp)
     if ds.task == "event":
         return event_metrics(ds, preds), preds
     if ds.task == "parsing":
-        return parsing_metrics(ds, preds, cfg.localize), preds
+        return parsing_metrics(ds, preds, cfg.localize, tuned), preds
     return action_metrics(ds, preds, cfg, split), preds
 
 
-def tuned_config(
+def tuned_thresholds(
     model: AVLocModel, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
-) -> tuple[Config, str]:
-    """Parsing data with localize.parsing_tune: the settings with the thresholds tuned on the
-    validation split (for the run's selection metric), and where they come from."""
-    if ds.task != "parsing" or not cfg.localize.parsing_tune:
-        return cfg, "settings"
+) -> ParsingThresholds | None:
+    """Parsing data: the thresholds of the method beside the protocol's, with where they
+    come from: tuned on the validation split with localize.parsing_tune (for the run's
+    selection metric), else the settings' when they differ from the protocol's. None for
+    other data, and when there is nothing to tune on or report."""
+    if ds.task != "parsing":
+        return None
+    if not cfg.localize.parsing_tune:
+        mine = ParsingThresholds.of(cfg.localize, "settings")
+        return None if mine.values() == OFFICIAL.values() else mine
     if not ds.splits.get("val"):
-        return cfg, "settings (no validation split to tune them on)"
+        return None
     preds = predict(model, ds.splits["val"], device, amp=cfg.train.amp)
     loc = tune_parsing_thresholds(ds, preds, cfg, selection_metric(cfg, ds.task))
-    return dataclasses.replace(cfg, localize=loc), "tuned on the validation split"
+    return ParsingThresholds.of(loc, TUNED_SOURCE)
 
 
-def recorded_thresholds(cfg: Config, run_dir: Path) -> tuple[Config, str]:
-    """A finished parsing run's thresholds as its metrics.json records them (tuned on its
-    validation split), else the settings as they are; and where they come from."""
+def recorded_thresholds(run_dir: Path) -> ParsingThresholds | None:
+    """A finished parsing run's tuned thresholds as its metrics.json records them
+    ("tuned_thresholds"; runs of avloc 0.1 recorded them as "thresholds"), else None."""
     from avloc.io import read_json
 
     path = Path(run_dir) / "metrics.json"
-    if cfg.model.head != "parsing" or not path.is_file():
-        return cfg, "settings"
-    recorded = (read_json(path) or {}).get("thresholds") or {}
-    values = {name: recorded[k] for k, name in THRESHOLD_KEYS.items()
-              if isinstance(recorded.get(k), (int, float))}
-    if len(values) != len(THRESHOLD_KEYS):
-        return cfg, "settings"
-    loc = dataclasses.replace(cfg.localize, **{k: float(v) for k, v in values.items()})
-    return dataclasses.replace(cfg, localize=loc), f"{recorded.get('source', 'recorded')} ({path})"
+    if not path.is_file():
+        return None
+    doc = read_json(path) or {}
+    recorded = doc.get("tuned_thresholds")
+    if recorded is None and str((doc.get("thresholds") or {}).get("source", "")).startswith(
+            "tuned"):
+        recorded = doc["thresholds"]
+    if not isinstance(recorded, dict) or not all(
+            isinstance(recorded.get(k), (int, float)) for k in THRESHOLD_KEYS):
+        return None
+    return ParsingThresholds(*(float(recorded[k]) for k in THRESHOLD_KEYS),
+                             f"{recorded.get('source', TUNED_SOURCE)}, {path}")
 
 
 def score_with_best(
     path: Path, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
 ) -> dict[str, Any]:
     """A finished run's numbers: its val and test splits (those the data has) scored with the
-    weights of its best validation epoch, the checkpoint at `path` (parsing data: with the
-    thresholds tuned on validation when localize.parsing_tune, recorded as "thresholds")."""
+    weights of its best validation epoch, the checkpoint at `path` (parsing data: at the LLP
+    protocol's thresholds, and beside them at the `tuned_thresholds`, also recorded)."""
     from avloc.checkpoint import model_from_checkpoint, read_checkpoint
 
     model, _ = model_from_checkpoint(read_checkpoint(path), str(path))
     model.to(device)
-    cfg, source = tuned_config(model, ds, cfg, device)
-    out: dict[str, Any] = {split: evaluate_split(model, ds, split, cfg, device)[0]
+    tuned = tuned_thresholds(model, ds, cfg, device)
+    out: dict[str, Any] = {split: evaluate_split(model, ds, split, cfg, device, tuned)[0]
                            for split in ("val", "test") if ds.splits.get(split)}
-    if ds.task == "parsing":
-        out["thresholds"] = {**{k: getattr(cfg.localize, name)
-                                for k, name in THRESHOLD_KEYS.items()}, "source": source}
+    if tuned is not None:
+        out["tuned_thresholds"] = tuned.to_dict()
     return out
 
 
@@ -252,15 +308,53 @@ def metric_value(metrics: dict[str, Any], name: str) -> float:
     return float(metrics[name])
 
 
-def format_parsing_report(metrics: dict[str, Any], split: str, source: str = "settings") -> str:
-    """What `avloc eval` prints for parsing data: the F-scores at both levels, in percent."""
+def format_parsing_report(metrics: dict[str, Any], split: str) -> str:
+    """What `avloc eval` prints for parsing data: the F-scores at both levels, in percent, at
+    the LLP protocol's thresholds; then, labelled, at the tuned ones when there are any."""
     from avloc.metrics import format_parsing_table
 
-    t = metrics["thresholds"]
-    return (f"{split}: audio-visual video parsing, {metrics['videos']} videos; F-scores (%), "
-            f"thresholds video {t['video']:.2f}, audio {t['audio']:.2f}, visual "
-            f"{t['visual']:.2f} ({source})\n" + format_parsing_table(metrics)
-            + _modality_line(metrics.get("modality_specific"), split))
+    lines = [f"{split}: audio-visual video parsing, {plural(metrics['videos'], 'video')}; "
+             "F-scores (%) "
+             f"of the LLP protocol (events at probability >= {OFFICIAL_THRESHOLD:g}, as the "
+             "official code decides them)", format_parsing_table(metrics)]
+    tuned = metrics.get("tuned")
+    if tuned:
+        t = ParsingThresholds(**tuned["thresholds"])
+        lines += [f"{split}: the same at thresholds {t.text()}; not the LLP protocol, not "
+                  "comparable with published numbers", format_parsing_table(tuned)]
+    return "\n".join(lines) + _modality_line(metrics.get("modality_specific"), split)
+
+
+def headline(metrics: dict[str, Any], task: str) -> str:
+    """A split's main numbers in one line (the end of `avloc train`)."""
+    if task == "event":
+        return f"snippet accuracy {100 * metrics['accuracy']:.2f} %"
+    if task == "action":
+        first = next(iter(metrics["mAP"]))
+        return (f"average mAP {100 * metrics['average_mAP']:.2f} % (mAP@{first} "
+                f"{100 * metrics['mAP'][first]:.2f} %)")
+    return ", ".join(f"{level.split('_')[0]} Type@AV {100 * metrics[level]['type_av']:.1f} / "
+                     f"Event@AV {100 * metrics[level]['event_av']:.1f}"
+                     for level in ("segment_level", "event_level")) + " (LLP protocol)"
+
+
+def run_summary(metrics: dict[str, Any], task: str, run: Path) -> str:
+    """What `avloc train` prints after its last epoch: the chosen epoch and the numbers of
+    metrics.json."""
+    lines = [f"best epoch {metrics['best_epoch']} by validation {metrics['select_metric']}"
+             if "val" in metrics else
+             f"no validation split: the last epoch, {metrics['best_epoch']}, is the model"]
+    lines += [f"{split}: {headline(metrics[split], task)}" for split in ("val", "test")
+              if split in metrics]
+    tuned = metrics.get("tuned_thresholds")
+    if tuned:
+        t = ParsingThresholds(**tuned).text()
+        test = (metrics.get("test") or {}).get("tuned")
+        at = (f"; test segment Type@AV {100 * test['segment_level']['type_av']:.1f} at them"
+              if test else "")
+        lines.append(f"thresholds {t} for avloc localize{at} (not the LLP protocol)")
+    lines.append(f"wrote {run / 'metrics.json'}")
+    return "\n".join(f"avloc: {x}" for x in lines)
 
 
 def _modality_line(found: dict[str, float | None] | None, split: str) -> str:
@@ -278,7 +372,7 @@ def _pct(x: float | None) -> str:
 def format_event_table(metrics: dict[str, Any], split: str) -> str:
     return (
         f"{split}: snippet accuracy {100 * metrics['accuracy']:.2f} % over "
-        f"{metrics['snippets']} snippets of {metrics['videos']} videos\n"
+        f"{plural(metrics['snippets'], 'snippet')} of {plural(metrics['videos'], 'video')}\n"
         f"{split}: oracle (every snippet = the video's class) "
         f"{100 * metrics['oracle_accuracy']:.2f} %\n"
         f"{split}: mean foreground reliability mu inside events "
@@ -308,7 +402,3 @@ def format_action_report(metrics: dict[str, Any], split: str) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"

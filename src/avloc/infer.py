@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from avloc.data.base import Timing, Video
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, plural
 from avloc.predict import VideoPrediction, predict
+from avloc.progress import interactive
 from avloc.results import (
     CAS_DIR,
     CasRecord,
@@ -54,7 +55,6 @@ class Localization:
     duration: float
     classes: list[str]
     task: str = "event"  # the checkpoint's: event | action | parsing
-    thresholds: str = ""  # parsing: where the thresholds come from
 
 
 def recorded_extractors(ckpt: dict[str, Any], source: str) -> dict[str, Any]:
@@ -113,8 +113,7 @@ def localization(rec: CasRecord, m: TunedModel) -> Localization:
     """A video's outputs and segments as `format_segments` and `timeline_figure` take them."""
     pred = VideoPrediction(rec.vid, rec.p, rec.mu, rec.audio, rec.visual, rec.video)
     return Localization(rec.vid, pred, segments_of(rec, m.ckpt["task"], m.cfg),
-                        rec.timing.seconds, rec.duration, rec.classes, m.ckpt["task"],
-                        m.thresholds)
+                        rec.timing.seconds, rec.duration, rec.classes, m.ckpt["task"])
 
 
 @dataclass
@@ -130,9 +129,10 @@ class BatchSummary:
     model: TunedModel | None = None  # the model and settings used
 
     def line(self) -> str:
-        return (f"{len(self.videos)} videos: {len(self.localized)} localized, "
-                f"{len(self.done_before)} already done, {len(self.failed)} failed -> "
-                f"{self.results} and {self.out / CAS_DIR}/")
+        where = (f"-> {self.results} and {self.out / CAS_DIR}/" if self.results
+                 else "(nothing written)")
+        return (f"{plural(len(self.videos), 'video')}: {len(self.localized)} localized, "
+                f"{len(self.done_before)} already done, {len(self.failed)} failed {where}")
 
 
 def localize_batch(
@@ -143,8 +143,12 @@ def localize_batch(
 ) -> BatchSummary:
     """Videos and folders of videos (`inputs`), or with no inputs every .npz of `features`,
     into OUT: features cached in `features` (default OUT/features), OUT/cas/<video>.npz,
-    OUT/results.json. A video that fails is reported and skipped; the rest go on."""
+    OUT/results.json. A video that fails is reported (once, on stderr, when it fails) and
+    skipped; the rest go on. When no video is localized, nothing is written."""
+    from avloc.cpus import use_threads
+
     m = load_tuned_model(checkpoint, untuned)
+    use_threads(m.cfg.train.threads)
     if inputs:  # videos are extracted the way the checkpoint's training features were
         ext = recorded_extractors(m.ckpt, str(m.path))
         check_requested(ext, audio_backend, visual_backend, str(m.path))
@@ -162,8 +166,10 @@ def localize_batch(
                            visual_weights, progress)
     todo = [vid for vid in pending if vid not in failed]
     _localize(todo, fdir, out, sources, m, summary, failed, progress)
-    records = _finished_records(out, sources, summary, failed)
-    summary.results = write_results(out, records, m.ckpt["task"], m.cfg)
+    records = list(_finished_records(out, sources, summary, failed))
+    made_by = {"thresholds": m.thresholds().to_dict()} if m.ckpt["task"] == "parsing" else None
+    if records:
+        summary.results = write_results(out, records, m.ckpt["task"], m.cfg, made_by)
     summary.failed = [(vid, failed[vid]) for vid in sources if vid in failed]
     return summary
 
@@ -243,8 +249,8 @@ def _localize(todo: list[str], fdir: Path, out: Path, sources: dict[str, str], m
     """Run the model over `todo` a chunk at a time; write each video's CAS file at once."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), desc="localize", unit="video", disable=not progress or not todo,
-               file=sys.stderr)
+    bar = tqdm(total=len(todo), desc="localize", unit="video", file=sys.stderr,
+               disable=not (progress and todo and interactive()))  # no bars in a log file
     for start in range(0, len(todo), CHUNK):
         items = []
         for vid in todo[start:start + CHUNK]:
@@ -252,7 +258,7 @@ def _localize(todo: list[str], fdir: Path, out: Path, sources: dict[str, str], m
                 items.append(_load(fdir / f"{vid}.npz", vid, m))
             except AvlocError as e:  # one bad file must not stop the batch
                 failed[vid] = str(e)
-                tqdm.write(f"skipped: {e}", file=sys.stderr)
+                tqdm.write(f"failed: {e}", file=sys.stderr)
         preds = predict(m.model, [it.video for it in items], amp=m.cfg.train.amp)
         for it, pred in zip(items, preds, strict=True):
             meta = {"task": m.ckpt["task"], "checkpoint": m.id, "source": sources[pred.vid]}
@@ -274,6 +280,7 @@ def _finished_records(out: Path, sources: dict[str, str], summary: BatchSummary,
                 yield read_cas(cas_path(out, vid))
             except AvlocError as e:
                 failed[vid] = f"{e}; delete it to localize the video again"
+                print(f"failed: {failed[vid]}", file=sys.stderr, flush=True)
 
 
 def one_video_files(summary: BatchSummary, vid: str) -> tuple[Localization, Path, Path]:
@@ -291,10 +298,9 @@ def one_video_files(summary: BatchSummary, vid: str) -> tuple[Localization, Path
 
 def format_segments(loc: Localization) -> str:
     parsing = loc.task == "parsing"
-    lines = [f"{loc.vid}: {loc.duration:.2f} s, {len(loc.prediction.p)} snippets of "
-             f"{loc.snippet_seconds:g} s, {len(loc.segments)} "
-             + (f"audio and visual events (thresholds: {loc.thresholds})" if parsing
-                else "segments"),
+    lines = [f"{loc.vid}: {loc.duration:.2f} s, {plural(len(loc.prediction.p), 'snippet')} of "
+             f"{loc.snippet_seconds:g} s, "
+             + plural(len(loc.segments), "audio or visual event" if parsing else "segment"),
              f"{'start (s)':>9} {'end (s)':>8} {'score':>6}  " + ("modality  " if parsing else "")
              + "label"]
     for s in loc.segments:

@@ -164,12 +164,21 @@ def segments_of(rec: CasRecord, task: str, cfg: Config) -> list[dict[str, Any]]:
                              duration=rec.duration)
 
 
-def write_results(out: Path, records: Iterable[CasRecord], task: str, cfg: Config) -> Path:
-    """OUT/results.json from CAS records, in the given order (atomic)."""
+def write_results(out: Path, records: Iterable[CasRecord], task: str, cfg: Config,
+                  made_by: Mapping[str, Any] | None = None) -> Path:
+    """OUT/results.json from CAS records, in the given order (atomic). Its "avloc" entry
+    says what made it: the task, the snippet grid (when the videos share one) and
+    `made_by` (a parsing model's thresholds, the split of `avloc eval --out`)."""
     from avloc.anet_json import results_json
 
     path = out / RESULTS_FILE
-    write_json_atomic(path, results_json({r.vid: segments_of(r, task, cfg) for r in records}))
+    per_video, grids = {}, set()
+    for r in records:
+        per_video[r.vid] = segments_of(r, task, cfg)
+        grids.add(r.timing.seconds)
+    entry = {"task": task, **({"snippet_seconds": grids.pop()} if len(grids) == 1 else {}),
+             **(made_by or {})}
+    write_json_atomic(path, results_json(per_video, made_by=entry))
     return path
 
 
@@ -182,9 +191,10 @@ def record_from_prediction(pred: Any, classes: list[str], timing: Timing, durati
 
 
 def write_split(out: Path, ds: Any, split: str, preds: Sequence[Any], cfg: Config,
-                checkpoint: str) -> Path:
+                checkpoint: str, made_by: Mapping[str, Any] | None = None) -> Path:
     """`avloc eval --out`: the split's CAS files, its ground truth (ActivityNet format, subset
-    = the split's name) and results.json; returns the results file's path."""
+    = the split's name) and results.json (recording the subset, and `made_by`); returns the
+    results file's path."""
     from avloc.anet_json import ground_truth_json
 
     meta = {"task": ds.task, "checkpoint": checkpoint, "source": f"dataset {ds.name}, {split}"}
@@ -196,4 +206,4 @@ def write_split(out: Path, ds: Any, split: str, preds: Sequence[Any], cfg: Confi
         records.append(rec)
     gt = ground_truth_json([ds.annotations[p.vid] for p in preds], subset=split)
     write_json_atomic(out / GROUND_TRUTH_FILE, gt)
-    return write_results(out, records, ds.task, cfg)
+    return write_results(out, records, ds.task, cfg, {"subset": split, **(made_by or {})})

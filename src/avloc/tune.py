@@ -81,14 +81,26 @@ class TunedModel:
     ckpt: dict[str, Any]
     path: Path  # the checkpoint file
     id: str  # its checksum (checkpoint.checkpoint_id)
-    note: str | None  # the line saying tuned settings are used; None: the checkpoint's own
-    thresholds: str = ""  # parsing models: where their event thresholds come from
+    note: str | None  # the line saying which settings make segments; None: the checkpoint's
+    # parsing models: the thresholds the run tuned on validation (metrics.json), applied to
+    # cfg.localize; None with `untuned` or when the run recorded none
+    tuned: Any = None  # evaluate.ParsingThresholds | None
+
+    def thresholds(self) -> Any:
+        """Parsing models: the thresholds cfg decides events at, and where they come from."""
+        from avloc.evaluate import OFFICIAL, ParsingThresholds
+
+        if self.tuned is not None:
+            return self.tuned
+        mine = ParsingThresholds.of(self.cfg.localize, "the checkpoint's settings")
+        return OFFICIAL if mine.values() == OFFICIAL.values() else mine
 
 
 def load_tuned_model(run: str | Path, untuned: bool = False) -> TunedModel:
     """The model of a run folder or checkpoint file, its settings updated from
     RUN/localize.yaml unless `untuned` (what `avloc eval` and `avloc localize` use); a
-    parsing run's event thresholds as its metrics.json records them (tuned on validation)."""
+    parsing run's event thresholds as its metrics.json records them (tuned on validation),
+    unless `untuned`."""
     from avloc.checkpoint import checkpoint_id, find_checkpoint, load_model
     from avloc.evaluate import recorded_thresholds
 
@@ -96,11 +108,13 @@ def load_tuned_model(run: str | Path, untuned: bool = False) -> TunedModel:
     model, cfg, ckpt = load_model(path)
     ident = checkpoint_id(ckpt)
     note = None if untuned else apply_tuned(cfg, path, ident)
-    thresholds = "the checkpoint's settings"
-    if ckpt["task"] == "parsing" and not untuned:
-        cfg, thresholds = recorded_thresholds(cfg, path.parent)
-        note = f"parsing thresholds: {thresholds}"
-    return TunedModel(model, cfg, ckpt, path, ident, note, thresholds)
+    m = TunedModel(model, cfg, ckpt, path, ident, note)
+    if ckpt["task"] == "parsing":
+        m.tuned = None if untuned else recorded_thresholds(path.parent)
+        if m.tuned is not None:
+            cfg.localize = m.tuned.apply(cfg.localize)
+        m.note = f"parsing events decided at thresholds {m.thresholds().text()}"
+    return m
 
 
 @dataclass
@@ -146,13 +160,14 @@ def coordinate_search(
 
 def _val_records(model: Any, ds: Any, cfg: Config) -> list[Any]:
     """Model outputs of the validation videos alone, as CAS records (one forward pass)."""
+    from avloc.data.checks import no_validation_note
     from avloc.predict import predict
     from avloc.results import record_from_prediction
 
     videos = ds.splits.get("val") or []
     if not videos:
-        raise AvlocError(f"dataset {ds.name}: the validation split is empty; tune needs one "
-                         "(set data.val_fraction > 0 for layouts without one)")
+        why = no_validation_note(ds, cfg.data.format, cfg.data.val_fraction) or ""
+        raise AvlocError(f"dataset {ds.name}: tune needs validation videos: {why.split(':')[0]}")
     preds = predict(model, videos, amp=cfg.train.amp)
     return [record_from_prediction(p, ds.classes, ds.timing(p.vid),
                                    ds.annotations[p.vid].duration, {}) for p in preds]

@@ -17,14 +17,15 @@ def cmd_score(args: argparse.Namespace) -> None:
     segment}]}}) against a ground-truth JSON exactly as the official ActivityNet evaluator
     does: one subset of the ground truth, every detection of the file (those on other
     videos are false positives), its ranking of equal scores; mAP at each tIoU and
-    averages."""
+    averages. Parsing files (entries with a "modality", from an LLP-style model): the LLP
+    segment- and event-level F-scores instead, as the official AVVP-ECCV20 code."""
     from avloc.io import write_json_atomic
-    from avloc.metrics import format_map_table, format_scope, parse_tiou, score_files
+    from avloc.metrics import parse_tiou
+    from avloc.score_files import score_results
 
-    metrics = score_files(args.gt, args.pred, args.subset, parse_tiou(args.tiou, "--tiou"),
-                          args.ties)
-    print(format_scope(metrics))
-    print(format_map_table(metrics))
+    metrics, text = score_results(args.gt, args.pred, args.subset,
+                                  parse_tiou(args.tiou, "--tiou"), args.ties)
+    print(text)
     if args.json:
         write_json_atomic(args.json, metrics)
 
@@ -33,9 +34,9 @@ def add_score(sub: flags.Commands) -> None:
     p = flags.command(sub, "score", "ActivityNet detection mAP of any results JSON", cmd_score)
     p.add_argument("gt", help="ground-truth JSON (e.g. from `avloc data export-gt`)")
     p.add_argument("pred", help="results JSON to score")
-    p.add_argument("--subset", default="validation",
-                   help="ground-truth subset to score (default validation, as the official "
-                   "evaluator; THUMOS'14 files: Test)")
+    p.add_argument("--subset", help="ground-truth subset to score (default: the one the "
+                   "results file records, as avloc eval --out writes it, else validation, as "
+                   "the official evaluator; THUMOS'14 files: Test)")
     p.add_argument("--tiou", default=EvalConfig.tiou,
                    help=f"tIoU thresholds, START:STOP:STEP or a comma list (default "
                    f"{EvalConfig.tiou}, ActivityNet; THUMOS'14: 0.1:0.7:0.1)")
@@ -86,10 +87,11 @@ def cmd_view(args: argparse.Namespace) -> None:
     error type) with per-class AP, and per video its player (when the file is found)
     above synchronized tracks: ground truth, predicted segments and scores, the top
     classes' activation and mu. Ground truth: --gt, else OUT/ground_truth.json if there."""
+    from avloc.errors import plural
     from avloc.view import build_view
 
     path, n = build_view(args.folder, args.gt, args.videos, args.tiou)
-    print(f"wrote {path} ({n} videos); open it in a browser")
+    print(f"wrote {path} ({plural(n, 'video')}); open it in a browser")
 
 
 def add_view(sub: flags.Commands) -> None:
@@ -188,8 +190,9 @@ def add_data(sub: flags.Commands) -> None:
                    "not extracted yet (read from their headers)")
     c.add_argument("--snippet-seconds", type=float, help="when the features record none "
                    "(default 1.0, avloc extract's; extracted features record theirs)")
-    c.add_argument("--task", choices=("action", "event"), help="action (default: mAP over "
-                   "segments) or event (snippet accuracy)")
+    c.add_argument("--task", choices=("action", "event", "parsing"), help="action (default: "
+                   "mAP over segments), event (snippet accuracy) or parsing (audio and visual "
+                   "events, LLP F-scores)")
     c.add_argument("--add", action="store_true", help="add the videos to the existing --out "
                    "(e.g. one whose testing videos have segments)")
     c.add_argument("--skip-missing", action="store_true", help="leave out listed videos with "

@@ -30,8 +30,9 @@ EPILOG = f"""examples:
   avloc train --resume runs/ave                     # continue an interrupted run
   avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
-presets: {PRESETS} (or a YAML file); settings are SECTION.NAME=VALUE
-(sections data, model, loss, train, localize, eval; see docs/paper-notes.md)"""
+presets: {PRESETS} (or a YAML file); settings are SECTION.NAME=VALUE, anywhere on
+the line (sections data, model, loss, train, localize, eval: each setting with its
+meaning in src/avloc/config.py; why each default is what it is: docs/paper-notes.md)"""
 
 
 def command(sub: Commands, name: str, help: str, run: Callable[[argparse.Namespace], Any] | str,
@@ -83,8 +84,9 @@ def video(f: argparse.ArgumentParser, image: str) -> None:
 
 
 def untuned(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--untuned", action="store_true", help="ignore RUN/localize.yaml (written by "
-                   "avloc tune): make segments with the checkpoint's own localize.* settings")
+    p.add_argument("--untuned", action="store_true", help="no tuned thresholds, applied or "
+                   "reported: action models ignore RUN/localize.yaml (avloc tune), parsing "
+                   "models the thresholds tuned on validation; the checkpoint's own localize.*")
 
 
 def backends(p: argparse.ArgumentParser, recorded: bool) -> None:

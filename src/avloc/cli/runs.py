@@ -53,62 +53,26 @@ def cmd_eval(args: argparse.Namespace) -> None:
     run's tIoU thresholds (ActivityNet protocol, official evaluator's procedure) over the
     split's videos alone, with the run's tuned post-processing when `avloc tune` wrote it.
     Parsing data (LLP): segment- and event-level F-scores for audio, visual and audio-visual
-    events, Type@AV and Event@AV (the official code's procedure), with thresholds tuned on
-    the validation split when the run's localize.parsing_tune.
+    events, Type@AV and Event@AV at the protocol's thresholds (0.5, as the official code),
+    then the same at the thresholds the run tuned on validation, labelled (--untuned: none).
+    The data is the run's own (RUN/data.txt) unless --data names another.
     --out OUT also writes OUT/results.json, OUT/cas/<video>.npz and OUT/ground_truth.json
     (as `avloc localize` does; `avloc view OUT` shows them)."""
-    from avloc.checkpoint import check_compatible
-    from avloc.config import validate
-    from avloc.data import load_dataset
-    from avloc.evaluate import (
-        evaluate_split,
-        format_action_report,
-        format_event_table,
-        format_parsing_report,
-        tuned_config,
-    )
+    from avloc.eval_run import evaluate_run
     from avloc.io import write_json_atomic
-    from avloc.tune import load_tuned_model
 
-    m = load_tuned_model(args.run, args.untuned)
-    model, cfg, ckpt = m.model, m.cfg, m.ckpt
-    if args.data_format:
-        cfg.data.format = args.data_format
-    cfg.eval.tiou = args.tiou or cfg.eval.tiou
-    cfg.eval.ties = args.ties or cfg.eval.ties
-    validate(cfg)
-    ds = load_dataset(cfg.data, args.data)
-    check_compatible(ds, ckpt, str(args.run))
-    if not ds.splits.get(args.split):
-        raise AvlocError(f"{args.data}: split {args.split!r} is empty")
-    if m.note and ds.task == "action":
-        print(m.note)
-    cfg, source = tuned_config(model, ds, cfg)
-    metrics, preds = evaluate_split(model, ds, args.split, cfg)
-    if args.out:
-        from avloc.results import write_split
-
-        print(f"wrote {write_split(Path(args.out), ds, args.split, preds, cfg, m.id)}")
-    if ds.task == "event":
-        print(format_event_table(metrics, args.split))
-    elif ds.task == "parsing":
-        print(format_parsing_report(metrics, args.split, source))
-        metrics["thresholds"]["source"] = source
-    else:
-        from avloc.anet_json import results_json
-        from avloc.evaluate import action_detections
-
-        print(format_action_report(metrics, args.split))
-        if args.predictions:
-            write_json_atomic(args.predictions, results_json(action_detections(ds, preds, cfg)))
+    result = evaluate_run(args.run, args.data, args.split, data_format=args.data_format,
+                          tiou=args.tiou, ties=args.ties, out=args.out,
+                          predictions=args.predictions, untuned=args.untuned)
+    print(result.report)
     if args.json:
-        write_json_atomic(args.json, metrics)
+        write_json_atomic(args.json, result.metrics)
 
 
 def add_eval(sub: flags.Commands) -> None:
     p = flags.command(sub, "eval", "score a trained model on a split", cmd_eval)
     p.add_argument("run", help="run folder (uses best.pt) or checkpoint file")
-    flags.data(p, "dataset folder")
+    flags.data(p, "dataset folder (default: the one the run trained on, RUN/data.txt)")
     p.add_argument("--split", default="test", choices=SPLITS)
     flags.json(p, "JSON")
     p.add_argument("--predictions", help="action data: write detections here (ActivityNet JSON)")
@@ -226,11 +190,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
         visual_backend=args.visual_backend, audio_weights=args.audio_weights,
         visual_weights=args.visual_weights, untuned=args.untuned, progress=not args.no_progress,
     )
-    if summary.model and summary.model.note:
+    if summary.model and summary.model.note and summary.results:
         print(summary.model.note)
-    failed = dict(summary.failed)
-    for vid, reason in summary.failed:
-        print(f"failed: {vid}: {reason}")
+    failed = dict(summary.failed)  # each was reported on stderr when it failed
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_file() and not failed:
         loc, seg, fig = one_video_files(summary, summary.videos[0])
         print(format_segments(loc))

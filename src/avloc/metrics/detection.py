@@ -48,7 +48,7 @@ from avloc.anet_json import (
     read_ground_truth,
     read_predictions,
 )
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, plural
 
 # ActivityNet's thresholds 0.50, 0.55, ..., 0.95: eval.tiou's default "0.5:0.95:0.05"
 TIOU = np.linspace(0.5, 0.95, 10)
@@ -438,7 +438,8 @@ def format_scope(metrics: Mapping[str, Any]) -> str:
     that count as false positives because they lie outside the subset."""
     subset = metrics.get("subset")
     what = f"subset {subset!r}" if subset is not None else "every video"
-    lines = [f"scored {what}: {metrics['videos']} videos, {metrics['instances']} instances, "
+    lines = [f"scored {what}: {plural(metrics['videos'], 'video')}, "
+             f"{plural(metrics['instances'], 'instance')}, "
              f"{metrics['detections']} detections (ties: {metrics['ties']})"]
     out = metrics.get("detections_outside_subset", 0)
     if out:

@@ -33,6 +33,9 @@ import numpy as np
 from avloc.config import PARSING_METRICS as METRIC_NAMES  # "LEVEL.NAME", selectable
 from avloc.errors import AvlocError
 
+# the protocol's decision rule (main_avvp.py `eval`): an event is predicted where its
+# video-level probability and the modality's per-segment probability are >= 0.5
+OFFICIAL_THRESHOLD = 0.5
 MODALITIES = ("audio", "visual", "audio_visual")
 SUMMARIES = (*MODALITIES, "type_av", "event_av")
 LEVELS = ("segment_level", "event_level")
@@ -100,12 +103,20 @@ def _matched(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], rows: int) ->
     return hit
 
 
+def event_matches(pred: np.ndarray, gt: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray,
+                                                              tuple[np.ndarray, ...], np.ndarray]:
+    """(R, T) 0/1 rows of predictions and truth -> the events (runs: row, start, end) of
+    each and whether each finds one of the other's in its row at tIoU >= 0.5: a predicted
+    event that does is a TP, else an FP; a true event no predicted one finds is an FN."""
+    rows = pred.shape[0]
+    p_runs, g_runs = runs(pred), runs(gt)
+    return p_runs, _matched(p_runs, g_runs, rows), g_runs, _matched(g_runs, p_runs, rows)
+
+
 def event_counts(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(N, C, T) predictions and truth -> (3, N, C) event TP, FP, FN per video and class."""
     n, c, t = pred.shape
-    p_runs, g_runs = runs(pred.reshape(n * c, t)), runs(gt.reshape(n * c, t))
-    p_hit = _matched(p_runs, g_runs, n * c)  # predicted events that find a true one
-    g_hit = _matched(g_runs, p_runs, n * c)  # true events some prediction finds
+    p_runs, p_hit, g_runs, g_hit = event_matches(pred.reshape(n * c, t), gt.reshape(n * c, t))
     per_row = lambda rows, keep: np.bincount(rows[keep], minlength=n * c)  # noqa: E731
     tp = per_row(p_runs[0], p_hit)
     fp = per_row(p_runs[0], ~p_hit)
@@ -212,8 +223,8 @@ def format_parsing_table(metrics: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "LEVELS", "METRIC_NAMES", "MODALITIES", "SUMMARIES", "event_counts", "format_parsing_table",
-    "modality_specific", "stack",
-    "parsing_scores", "per_video_scores", "runs", "segment_counts", "summarize",
-    "video_f",
+    "LEVELS", "METRIC_NAMES", "MODALITIES", "OFFICIAL_THRESHOLD", "SUMMARIES", "event_counts",
+    "event_matches",
+    "format_parsing_table", "modality_specific", "parsing_scores", "per_video_scores", "runs",
+    "segment_counts", "stack", "summarize", "video_f",
 ]
