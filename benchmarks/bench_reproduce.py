@@ -53,7 +53,7 @@ def main() -> int:
     import json
 
     from avloc.report.reproduce import reproduce
-    from avloc.report.runner import cpu_count
+    from avloc.cpus import usable_cpus
 
     with tempfile.TemporaryDirectory(prefix="bench_reproduce_") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / args.grid
@@ -71,7 +71,7 @@ def main() -> int:
 
     loads = sampler.samples or [load_before]
     runs = [r for v in report["variants"] for r in v["runs"]]
-    cores = cpu_count()
+    cores = usable_cpus()[0]
     print(f"\ngrid {args.grid}: {len(runs)} runs ({len(report['variants'])} variants x "
           f"{args.seeds} seeds), --jobs {args.jobs}, {cores} cores"
           + (f", overrides {' '.join(args.overrides)}" if args.overrides else ""))

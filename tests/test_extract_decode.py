@@ -86,14 +86,24 @@ def test_audio_starting_late_is_placed_by_its_timestamp(tmp_path):
     assert audio[[0, 1, 5, 6, 7], 0].max() < 0.005 and audio[2, 0] < 0.05
 
 
-def test_video_without_audio_gets_silence_and_a_warning(tmp_path):
+def test_video_without_audio_gets_silence_and_one_note(tmp_path, capsys, recwarn):
     path = make_test_video(tmp_path / "mute.mp4", 2.0, CHANGES[:2], audio=False)
-    with pytest.warns(UserWarning, match="no audio track"):
-        audio, visual, meta = extract_video(path, "rms", "meanrgb", 1.0)
+    audio, visual, meta = extract_video(path, "rms", "meanrgb", 1.0)
     assert audio.shape == (2, 1) and not audio.any() and meta["has_audio"] is False
-    with pytest.warns(UserWarning, match="no audio track"):
-        video = decode_video(path)  # the waveform is zeros of the grid's length
+    video = decode_video(path)  # the waveform is zeros of the grid's length
     assert video.audio.shape == (2 * SAMPLE_RATE,) and not video.audio.any()
+    extract_folder(path, tmp_path / "out", "rms", "meanrgb", progress=False)
+    err = capsys.readouterr().err
+    assert err == f"avloc: note: {path}: no audio track: its audio features are those of " \
+                  "silence\n"
+    assert len(recwarn) == 0  # no Python warning with a source line
+
+
+def test_a_clip_shorter_than_a_snippet_is_said(tmp_path, capsys):
+    path = make_test_video(tmp_path / "short.mp4", 0.4, CHANGES[:1])
+    summary = extract_folder(path, tmp_path / "out", "rms", "meanrgb", progress=False)
+    assert summary.written == ["short"]
+    assert "shorter than one 1 s snippet: one snippet" in capsys.readouterr().err
 
 
 def test_unreadable_files_are_one_line_errors(tmp_path, colours_video):
@@ -136,7 +146,7 @@ def test_folder_batch_skips_done_reports_bad_and_shards(tmp_path, colours_video,
     assert main(["extract", str(inputs / "a.mp4"), "--out", str(out), "--audio-backend", "rms",
                  "--visual-backend", "meanrgb", "--snippet-seconds", "0.5"]) == 1
     out_err = capsys.readouterr()
-    assert "1 videos: 0 extracted, 0 already done, 1 failed" in out_err.out
+    assert "1 video: 0 extracted, 0 already done, 1 failed (nothing written)" in out_err.out
     assert (f"failed: {inputs / 'a.mp4'}: {out / 'a.npz'} was extracted with other settings: "
             "snippet_seconds 1.0 (now 0.5); --overwrite re-extracts it") in out_err.err
     capsys.readouterr()

@@ -20,3 +20,8 @@ def first_line(err: BaseException, limit: int = 200, skip: int = 0) -> str:
     if not lines:
         return type(err).__name__
     return lines[min(skip, len(lines) - 1)][:limit]
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 video', '2 videos' (`many` for irregular plurals)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"

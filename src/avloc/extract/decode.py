@@ -12,7 +12,6 @@ placed on that clock by its first timestamp (zero-padded or cut at the start).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,9 @@ def decode_video(
     try:
         with av.open(str(path)) as container:
             return _decode(container, path, snippet_seconds, frames_per_snippet, frame_size)
-    except av.FFmpegError as err:
-        raise AvlocError(f"{path}: cannot decode video ({first_line(err)})") from err
+    except av.FFmpegError as err:  # FFmpeg's own words, without PyAV's [Errno N] and path
+        why = getattr(err, "strerror", None) or first_line(err)
+        raise AvlocError(f"{path}: cannot decode video ({why})") from None
 
 
 def _decode(
@@ -91,15 +91,24 @@ def _decode(
     frames = selector.finish().reshape(times.shape + (frame_size, frame_size, 3))
     duration = selector.last_time + (1.0 / fps if fps > 0 else 0.0)
     wave = audio.finish(origin or 0.0) if audio is not None else np.zeros(0, np.float32)
-    has_audio = wave.size > 0
-    if not has_audio:
-        warnings.warn(f"{path}: no audio track; its audio features are those of silence",
-                      stacklevel=3)
+    has_audio = wave.size > 0  # without: silence (`decode_notes` says so)
     length = min(grid_len, num_snippets(duration, snippet_seconds))
     if has_audio:
         length = min(length, num_snippets(wave.size / SAMPLE_RATE, snippet_seconds))
     wave = _fit_audio(wave, length * snippet_seconds)
     return DecodedVideo(path, wave, frames[:length], snippet_seconds, duration, fps, has_audio)
+
+
+def decode_notes(meta: dict[str, Any], snippet_seconds: float) -> list[str]:
+    """What a user should hear about how a video was read (from `extract_video`'s meta)."""
+    notes = []
+    if not meta.get("has_audio", True):
+        notes.append("no audio track: its audio features are those of silence")
+    duration = float(meta.get("duration", snippet_seconds))
+    if duration < snippet_seconds:
+        notes.append(f"{duration:.2f} s long, shorter than one {snippet_seconds:g} s snippet: "
+                     "one snippet, its audio padded with silence")
+    return notes
 
 
 def _stream_duration(vstream: Any, container: Any) -> float | None:

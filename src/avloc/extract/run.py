@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
+from avloc.errors import AvlocError, plural
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
@@ -24,7 +24,7 @@ from avloc.extract.backends import (
     make_audio_backend,
     make_visual_backend,
 )
-from avloc.extract.decode import decode_video
+from avloc.extract.decode import decode_notes, decode_video
 from avloc.extract.melspec import SAMPLE_RATE
 from avloc.extract.store import (
     FORMAT_VERSION,
@@ -58,9 +58,10 @@ class ExtractSummary:
 
     def line(self) -> str:
         shard = f" (shard {shard_name(self.shard)})" if self.shard[1] > 1 else ""
+        where = f"-> {self.out_dir}" if self.written or self.skipped else "(nothing written)"
         return (
-            f"{self.selected} videos{shard}: {len(self.written)} extracted, "
-            f"{len(self.skipped)} already done, {len(self.failed)} failed -> {self.out_dir}"
+            f"{plural(self.selected, 'video')}{shard}: {len(self.written)} extracted, "
+            f"{len(self.skipped)} already done, {len(self.failed)} failed {where}"
         )
 
 
@@ -79,7 +80,9 @@ def list_videos(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
         else:
             raise AvlocError(f"{item}: no such video file or folder")
     if not found:
-        raise AvlocError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) in {items}")
+        where = ", ".join(str(i) for i in items)
+        raise AvlocError(f"{where}: no video files (by suffix: "
+                         f"{' '.join(sorted(VIDEO_SUFFIXES))})")
     by_id: dict[str, Path] = {}
     for path in found:
         if path.stem in by_id and by_id[path.stem].resolve() != path.resolve():
@@ -153,8 +156,7 @@ def extract_folder(
     check_names(audio_backend, visual_backend, audio_weights, visual_weights)
     part = parse_shard(shard)
     videos = select_shard(list_videos(inputs), part)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # made with the first file written: a failed batch leaves none
     summary = ExtractSummary(out, part, selected=len(videos))
     settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
     todo = []
@@ -207,8 +209,11 @@ def _run(
                   flush=True)
         try:
             audio, visual, meta = extract_video(path, *backends, snippet_seconds, per_snippet)
+            out.mkdir(parents=True, exist_ok=True)
             write_features(out / f"{path.stem}.npz", audio, visual, meta)
             summary.written.append(path.stem)
+            for note in decode_notes(meta, snippet_seconds):
+                tqdm.write(f"avloc: note: {path}: {note}", file=sys.stderr)
         except Exception as err:  # noqa: BLE001 - one bad video must not stop the batch
             reason = str(err)
             if not isinstance(err, AvlocError):

@@ -53,7 +53,7 @@ SCORED_BY = {"event": "snippet accuracy", "action": "mAP", "parsing": "parsing F
 # settings that change how a run executes, not what it computes: a finished run made
 # with other values is still the same experiment
 RUNTIME_SETTINGS = {("train", "device"), ("train", "progress"), ("train", "progress_minutes"),
-                    ("train", "tensorboard")}
+                    ("train", "tensorboard"), ("train", "threads")}
 
 
 @dataclass

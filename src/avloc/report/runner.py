@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avloc.cpus import usable_cpus
 from avloc.errors import AvlocError
 from avloc.report.grid import RunSpec, data_key, runtime_overrides
 from avloc.signals import terminate_as_interrupt
@@ -125,13 +126,6 @@ def run_serial(
 
 
 # ---- worker processes --------------------------------------------------------------------
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def gpu_slots(specs: list[RunSpec], jobs: int) -> list[int | None]:
     """The GPU each worker sees: one per worker round-robin when there are several."""
     if any(s.cfg.train.device not in ("auto", "cuda") for s in specs):
@@ -149,7 +143,7 @@ def _worker(tasks: Any, results: Any, data_root: str | None, threads: int, gpu: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; training catches both
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # train.threads=0 keeps this process's share
     datasets: dict[str, Any] = {}
     while (item := tasks.get()) is not None:
         index, spec = item
@@ -179,7 +173,7 @@ def run_parallel(
     workers = min(jobs, len(specs))
     for _ in range(workers):
         tasks.put(None)
-    threads = max(1, cpu_count() // workers)
+    threads = max(1, usable_cpus()[0] // workers)
     root = str(data_root) if data_root is not None else None
     procs = [ctx.Process(target=_worker, args=(tasks, messages, root, threads, gpu))
              for gpu in gpu_slots(specs, workers)]

@@ -297,7 +297,7 @@ def read_run_config(out: Path) -> Config:
 # computes per step (the model, the losses, the data, the optimizer, the seed).
 RESUMABLE = ("train.epochs", "train.eval_every", "train.checkpoint_every",
              "train.finite_check_every", "train.progress", "train.progress_minutes",
-             "train.tensorboard", "train.device")
+             "train.tensorboard", "train.device", "train.threads")
 
 
 def resume_settings(saved: Config, overrides: list[str], out: Path) -> Config:

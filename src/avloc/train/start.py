@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from avloc.config import Config
+from avloc.cpus import use_threads
 from avloc.data import Dataset, load_dataset
 from avloc.data.checks import (
     check_head,
@@ -19,7 +20,7 @@ from avloc.data.checks import (
     no_validation_note,
 )
 from avloc.errors import AvlocError
-from avloc.evaluate import score_with_best
+from avloc.evaluate import run_summary, score_with_best
 from avloc.io import write_json_atomic
 from avloc.signals import StopRequested
 from avloc.train import distributed
@@ -102,6 +103,9 @@ def _trainer(
 ) -> Trainer:
     """The data, checked, and a trainer on it with the run's initial weights (and settings:
     `fit_modality`); the folder."""
+    threads = use_threads(cfg.train.threads)
+    if d.main and device.type == "cpu":
+        print(f"avloc: {threads}", flush=True)
     ds = dataset if dataset is not None else load_dataset(cfg.data, data_root)
     check_training_data(ds)
     check_head(cfg.model.head, ds)
@@ -135,4 +139,5 @@ def _fit_and_score(trainer: Trainer) -> dict[str, Any]:
                "history": p.history, **score_with_best(trainer.out / "best.pt", trainer.ds,
                                                        trainer.cfg, trainer.device)}
     write_json_atomic(trainer.out / "metrics.json", metrics)
+    print(run_summary(metrics, trainer.ds.task, trainer.out), flush=True)
     return metrics
