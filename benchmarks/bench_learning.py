@@ -326,8 +326,8 @@ def trace(args: argparse.Namespace, tmp: Path) -> None:
     cover and the share of their snippets inside instances. The run is trained one epoch
     at a time (`resume` with train.epochs one higher), each epoch scored with last.pt."""
     from avloc.checkpoint import load_model
-    from avloc.evaluate import action_detections, action_metrics
-    from avloc.predict import VideoPrediction, predict
+    from avloc.scoring.evaluate import action_detections, action_metrics
+    from avloc.scoring.predict import VideoPrediction, predict
 
     print("| variant | epoch | val mAP | class-oracle mAP | video top-1 | mu inside / outside "
           "| mu outside: static / other videos | instances covered | segments inside |")

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from avloc.config import ModelConfig
 from avloc.model import AVLocModel, cross_attention_efficient, cross_attention_explicit
-from avloc.profiling import cpu_peak_bytes
+from avloc.util.profiling import cpu_peak_bytes
 
 MiB = 2**20
 

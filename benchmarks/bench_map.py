@@ -1,4 +1,4 @@
-"""Detection mAP speed: avloc.metrics.detection_map vs a per-prediction loop.
+"""Detection mAP speed: avloc.scoring.metrics.detection_map vs a per-prediction loop.
 
     .venv/bin/python benchmarks/bench_map.py [--predictions 200000] [--seed 0]
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avloc.anet_json import GroundTruth, Predictions, parse_ground_truth
-from avloc.metrics import TIOU, detection_map
+from avloc.scoring.anet_json import GroundTruth, Predictions, parse_ground_truth
+from avloc.scoring.metrics import TIOU, detection_map
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AVLOC_SHARED_DATA", REPO.parent / "shared" / "data")) / "activitynet12"

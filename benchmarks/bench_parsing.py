@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avloc.metrics.parsing import parsing_scores
+from avloc.scoring.metrics.parsing import parsing_scores
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AVLOC_SHARED_DATA", REPO.parent / "shared" / "data")) / "llp"
@@ -32,7 +32,7 @@ def truth(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.n
     """(C, T) audio and visual ground truth of n clips: the real test clips when at hand."""
     if (DATA / "AVVP_train.csv").is_file():
         from avloc.data.llp import LLP_CLASSES, read_llp_annotations
-        from avloc.segments import truth_matrices
+        from avloc.scoring.segments import truth_matrices
 
         ann = read_llp_annotations(DATA)
         clips = [c for c, _ in ann.lists["test"]][:n]
@@ -99,8 +99,8 @@ def bench_tuning(rng: np.random.Generator) -> tuple[float, float]:
     from avloc.config import load_config
     from avloc.data.base import Annotation, Dataset, Segment, Video
     from avloc.data.llp import LLP_CLASSES
-    from avloc.evaluate import tune_parsing_thresholds
-    from avloc.predict import VideoPrediction
+    from avloc.scoring.predict import VideoPrediction
+    from avloc.scoring.tune import tune_parsing_thresholds
 
     anns, preds = {}, []
     for i in range(649):

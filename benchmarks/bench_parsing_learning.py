@@ -45,8 +45,9 @@ from torch import nn
 from avloc.config import LocalizeConfig, load_config
 from avloc.data import load_dataset
 from avloc.data.base import Dataset, Video
-from avloc.evaluate import ParsingSplit, tune_parsing_thresholds
-from avloc.predict import VideoPrediction, predict
+from avloc.scoring.evaluate import ParsingSplit
+from avloc.scoring.predict import VideoPrediction, predict
+from avloc.scoring.tune import tune_parsing_thresholds
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AVLOC_SHARED_DATA", REPO.parent / "shared" / "data")) / "llp"
@@ -55,6 +56,9 @@ NUMBERS = (("segment_level", "type_av"), ("segment_level", "event_av"),
 # name: the llp preset's overrides (the baseline is "HAN-like baseline")
 VARIANTS: dict[str, list[str]] = {
     "avloc llp preset": [],
+    "dropout 0.3": ["model.dropout=0.3"],
+    "dropout 0.1": ["model.dropout=0.1"],
+    "dropout 0.1, 1 stage": ["model.dropout=0.1", "model.stages=1"],
 }
 BASELINE = "HAN-like baseline"
 

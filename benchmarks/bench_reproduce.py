@@ -53,7 +53,7 @@ def main() -> int:
     import json
 
     from avloc.report.reproduce import reproduce
-    from avloc.cpus import usable_cpus
+    from avloc.util.cpus import usable_cpus
 
     with tempfile.TemporaryDirectory(prefix="bench_reproduce_") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / args.grid

@@ -21,7 +21,7 @@ evaluation of the test split (`evaluate_split`: whole videos, localization, mAP 
 0.1:0.7:0.1), wall and CPU seconds. Once per model, the peak memory allocated above what
 existed before (the model, Adam's state, the data) by two training steps padded to 750
 snippets (the largest of an epoch) and by the test evaluation
-(avloc.profiling.cpu_peak_bytes: the profiler's allocation events, exact and independent
+(avloc.util.profiling.cpu_peak_bytes: the profiler's allocation events, exact and independent
 of other processes). Features of all videos
 are views of one random buffer, so the dataset itself costs 25 MiB, not 1.3 GB; real
 features add their own size (4 bytes x 2048 per snippet: 1.2 GiB for all 412 videos).
@@ -47,10 +47,10 @@ from avloc.config import load_config
 from avloc.data.base import Annotation, Dataset, Segment, Video
 from avloc.data.checks import multi_hot
 from avloc.data.wtalc import split_videos
-from avloc.evaluate import evaluate_split
-from avloc.profiling import cpu_peak_bytes
+from avloc.runs.state import seed_generators
+from avloc.scoring.evaluate import evaluate_split
 from avloc.train import Dist, Trainer
-from avloc.train.run_folder import seed_generators
+from avloc.util.profiling import cpu_peak_bytes
 
 MiB = 2**20
 REPO = Path(__file__).resolve().parents[1]

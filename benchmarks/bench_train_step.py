@@ -10,7 +10,7 @@ model (d_x 1024, open-max, all four losses, 3 CASL pairs per batch) on random fe
     ave   B = 30, L = 10,  VGGish audio 128, ResNet-152 visual 2048, 28 classes
     anet  B = 30, L = 374, VGGish audio 128, I3D visual 2048,       100 classes
 
-FLOP utilisation = the model's counted FLOPs per second (avloc.model.count_flops,
+FLOP utilisation = the model's counted FLOPs per second (avloc.util.profiling.count_flops,
 forward + backward matmuls) / the dense matmul FLOP/s on the same device and dtype,
 measured (best of 3 square matmuls) just before each step, so that a machine whose
 speed drifts (shared, throttled) compares like with like. Printed: the median and best
@@ -39,9 +39,9 @@ import torch
 
 from avloc.config import Config
 from avloc.data.base import Dataset, Video
-from avloc.model import count_flops
+from avloc.runs.state import seed_generators
 from avloc.train import Dist, Trainer
-from avloc.train.run_folder import seed_generators
+from avloc.util.profiling import count_flops
 
 SHAPES = {  # name: (B, L, audio dim, visual dim, classes)
     "ave": (30, 10, 128, 2048, 28),

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from avloc.data.base import Timing
-from avloc.results import CasRecord, cas_path, write_cas
+from avloc.scoring.results import CasRecord, cas_path, write_cas
 from avloc.view import build_view
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-headless-shell")

@@ -15,11 +15,11 @@ import torch
 from avloc.checkpoint import read_checkpoint
 from avloc.config import ModelConfig, load_config
 from avloc.data import load_dataset
-from avloc.errors import AvlocError
 from avloc.model import AVLocModel
-from avloc.predict import predict
+from avloc.runs.state import seed_generators
+from avloc.scoring.predict import predict
 from avloc.train import Dist, FiniteChecks, Trainer
-from avloc.train.run_folder import seed_generators
+from avloc.util.errors import AvlocError
 
 TINY = ["data.synth_videos=40", "data.synth_background_videos=8", "model.d_x=32",
         "train.batch_size=8", "train.epochs=2", "train.eval_every=100", "train.progress=false"]

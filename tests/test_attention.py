@@ -15,11 +15,10 @@ from avloc.config import ModelConfig
 from avloc.model import (
     AVLocModel,
     CrossAttentionStage,
-    count_flops,
     cross_attention_efficient,
     cross_attention_explicit,
 )
-from avloc.profiling import cpu_peak_bytes
+from avloc.util.profiling import count_flops, cpu_peak_bytes
 
 
 def padding_mask(lengths: list[int], L: int) -> torch.Tensor:
@@ -88,7 +87,7 @@ def test_stage_reuses_one_projection_for_both_directions():
     d, L = 5, 4
     w = torch.nn.Parameter(torch.randn(d, d, dtype=torch.float64))
     xu, xv = torch.randn(1, L, d, dtype=torch.float64), torch.randn(1, L, d, dtype=torch.float64)
-    stage = CrossAttentionStage(d, "efficient", False, w)
+    stage = CrossAttentionStage("efficient", False, w)
     att_u, att_v, _ = stage(xu, xv, torch.ones(1, L, dtype=torch.bool), False)
     un, vn = xu[0] / xu[0].norm(dim=1, keepdim=True), xv[0] / xv[0].norm(dim=1, keepdim=True)
     lam = un @ w.detach() @ vn.t()  # (L, L) Lambda[i, l]

@@ -19,8 +19,8 @@ import avloc.checkpoint as ck
 from avloc.checkpoint import load_model, read_checkpoint, save_checkpoint
 from avloc.cli import main
 from avloc.config import Config, ModelConfig
-from avloc.errors import AvlocError
 from avloc.model import build_model
+from avloc.util.errors import AvlocError
 
 CLASSES = ["a", "b", "c"]
 

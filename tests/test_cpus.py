@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from avloc.cpus import cgroup_quota, usable_cpus, use_threads
+from avloc.util.cpus import cgroup_quota, usable_cpus, use_threads
 
 
 def test_cgroup_quota_v2_and_v1(tmp_path):
@@ -24,17 +24,17 @@ def test_cgroup_quota_v2_and_v1(tmp_path):
 
 
 def test_the_smallest_limit_wins_and_the_setting_overrides(monkeypatch):
-    import avloc.cpus
+    import avloc.util.cpus
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(avloc.cpus, "cgroup_quota", lambda: 1.5)
+        monkeypatch.setattr(avloc.util.cpus, "cgroup_quota", lambda: 1.5)
         torch.set_num_threads(2)
         assert usable_cpus() == (1, "cgroup CPU quota")
         assert use_threads(0).startswith("1 CPU thread (the CPUs this process may use, by its "
                                          "cgroup CPU quota")
         assert torch.get_num_threads() == 1
-        monkeypatch.setattr(avloc.cpus, "cgroup_quota", lambda: None)
+        monkeypatch.setattr(avloc.util.cpus, "cgroup_quota", lambda: None)
         torch.set_num_threads(1)  # a caller's choice (a worker's share) is kept
         assert usable_cpus()[0] == 1
         assert use_threads(3) == "3 CPU threads (train.threads=3)"

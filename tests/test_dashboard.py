@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from avloc.cli import main
-from avloc.errors import AvlocError
-from avloc.progress import Heartbeat
+from avloc.util.errors import AvlocError
+from avloc.util.progress import Heartbeat
 
 TINY = ["model.d_x=16", "data.synth_videos=60", "data.synth_background_videos=6",
         "data.synth_audio_dim=12", "data.synth_visual_dim=12", "train.device=cpu"]
@@ -113,8 +113,8 @@ def test_heartbeat_is_due_once_per_interval() -> None:
 def test_reproduce_passes_runtime_settings_on(tmp_path: Path) -> None:
     """train.tensorboard=true given to `avloc reproduce` reaches every run, also a partial
     one it resumes, and does not make finished runs a different experiment."""
+    from avloc.config import RESUMABLE
     from avloc.report.grid import check_run_folders, load_grid, plan_runs, runtime_overrides
-    from avloc.train.run_folder import RESUMABLE
 
     grid = load_grid("table1")
     specs = plan_runs(grid, tmp_path, overrides=["train.tensorboard=true"])

@@ -22,7 +22,7 @@ from avloc.data.anet import (
     read_anet12_annotations,
 )
 from avloc.data.checks import holdout
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 CFG = DataConfig(format="anet12", snippet_seconds=0.64)
 NAMES = ("classlist", "subset", "videoname", "duration", "segments", "labels", "labels_all",

@@ -14,7 +14,7 @@ from avloc.config import DataConfig, LossConfig
 from avloc.data import Video, load_dataset
 from avloc.data import ave as ave_mod
 from avloc.data.ave import load_ave
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 REAL_FILES = ("Annotations.txt", "train_order.h5", "val_order.h5", "test_order.h5")
 CFG = DataConfig(format="ave", snippet_seconds=1.0)

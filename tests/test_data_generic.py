@@ -19,7 +19,7 @@ from avloc.data.anet import load_anet12
 from avloc.data.ave import load_ave
 from avloc.data.convert import convert_to_generic
 from avloc.data.generic import load_generic
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 CFG = DataConfig(format="generic", snippet_seconds=1.0, val_fraction=0.25)
 
@@ -321,8 +321,8 @@ def test_training_videos_with_labels_only(tmp_path: Path) -> None:
     assert held and held <= {"run2", "quiet"}  # only videos whose segments are known
     assert {"run1", "jump1"} <= {v.vid for v in ds.splits["train"]}
 
-    from avloc.evaluate import evaluate_split
     from avloc.model import build_model
+    from avloc.scoring.evaluate import evaluate_split
 
     full = load_config("demo", ["data.format=generic", "model.d_x=8"])
     model = build_model(full.model, *ds.feature_dims, ds.num_classes)

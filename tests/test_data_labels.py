@@ -14,8 +14,8 @@ from avloc.cli import main
 from avloc.config import DataConfig
 from avloc.data import load_dataset
 from avloc.data.labels import read_class_folders, read_label_table, write_labels
-from avloc.errors import AvlocError
 from avloc.extract.store import write_features
+from avloc.util.errors import AvlocError
 
 # the first lines of the real LLP file (../shared/data/llp/AVVP_train.csv), as they are
 LLP_HEAD = ("filename\tevent_labels\n"

@@ -14,8 +14,8 @@ from avloc.config import load_config
 from avloc.data import load_dataset
 from avloc.data.base import Segment
 from avloc.data.llp import LLP_CLASSES, read_llp_annotations
-from avloc.errors import AvlocError
-from avloc.segments import truth_matrices
+from avloc.scoring.segments import truth_matrices
+from avloc.util.errors import AvlocError
 
 
 def rows(path: Path) -> list[dict[str, str]]:

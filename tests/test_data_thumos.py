@@ -25,11 +25,11 @@ from avloc.data import Timing, load_dataset
 from avloc.data.batching import collate
 from avloc.data.checks import holdout
 from avloc.data.thumos import THUMOS_WTALC, export_thumos_gt, snippet_timing
-from avloc.errors import AvlocError
-from avloc.evaluate import action_detections
 from avloc.model import build_model
-from avloc.predict import VideoPrediction
+from avloc.scoring.evaluate import action_detections
+from avloc.scoring.predict import VideoPrediction
 from avloc.train import fit_modality
+from avloc.util.errors import AvlocError
 
 AF = DataConfig(format="thumos14", downsample=4)  # the preset's data settings
 WT = DataConfig(format="thumos14_wtalc", snippet_seconds=0.64)
@@ -167,7 +167,7 @@ def test_segments_past_the_end_of_their_video_are_kept(af_dir: Path) -> None:
     past = Counter(vid for vid, ann in ds.annotations.items() for s in ann.segments
                    if s.end > ann.duration)
     assert sum(past.values()) == 30 and len(past) == 5 and past["video_test_0000270"] == 22
-    from avloc.metrics import ground_truth_from_annotations
+    from avloc.scoring.metrics import ground_truth_from_annotations
 
     gt = ground_truth_from_annotations([ds.annotations[v.vid] for v in ds.splits["test"]])
     assert len(gt.label) == 3358
@@ -470,7 +470,7 @@ def test_no_audio_means_visual_only_everywhere(af_dir: Path, capsys) -> None:
 
 def test_a_split_without_some_classes_is_scored_on_its_own(tmp_path: Path, small: dict) -> None:
     """A small held-out val may lack classes the model predicts: those are not scored."""
-    from avloc.evaluate import action_metrics
+    from avloc.scoring.evaluate import action_metrics
 
     ds = load_dataset(AF, write_actionformer(tmp_path / "thumos", small))
     video = ds.splits["test"][0]

@@ -23,8 +23,8 @@ from avloc.config import load_config
 from avloc.data import load_dataset
 from avloc.data.base import Video
 from avloc.data.batching import PairBatchSampler
-from avloc.errors import AvlocError
 from avloc.train import Dist, Trainer, setup_distributed, train
+from avloc.util.errors import AvlocError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.synth_videos=48", "data.synth_background_videos=0", "data.synth_classes=4",

@@ -15,7 +15,7 @@ import pytest
 
 import avloc
 from avloc.config import Config, load_config
-from avloc.model import count_flops
+from avloc.util.profiling import count_flops
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -91,8 +91,8 @@ def test_every_function_module_and_setting_the_docs_name_exists() -> None:
 
 def test_a_stale_name_would_be_found() -> None:
     assert not _resolves("data.checks.load_json_strict")  # was in docs/reliability.md
-    assert _resolves("data.checks.holdout") and _resolves("train.run_folder.RESUMABLE")
-    assert _resolves("run_folder.RESUMABLE") and _resolves("data.val_fraction")
+    assert _resolves("data.checks.holdout") and _resolves("runs.layout.RUN_FILES")
+    assert _resolves("config.RESUMABLE") and _resolves("data.val_fraction")
     assert not _resolves("data.no_such_setting")
 
 

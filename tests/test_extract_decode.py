@@ -14,10 +14,10 @@ pytest.importorskip("av", reason="needs the video extra: pip install avloc[video
 from testvideo import make_test_video  # noqa: E402
 
 from avloc.cli import main  # noqa: E402
-from avloc.errors import AvlocError  # noqa: E402
 from avloc.extract import extract_folder, extract_video, read_features  # noqa: E402
 from avloc.extract.decode import decode_video  # noqa: E402
 from avloc.extract.melspec import SAMPLE_RATE  # noqa: E402
+from avloc.util.errors import AvlocError  # noqa: E402
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 CHANGES = [(0.0, RED), (1.0, GREEN), (2.0, BLUE), (3.0, WHITE)]

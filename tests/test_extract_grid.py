@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avloc.errors import AvlocError
 from avloc.extract import melspec
 from avloc.extract.backends import DIMS, make_audio_backend, make_visual_backend
 from avloc.extract.grid import num_snippets, overlap_weights, pool_patches, sample_times
 from avloc.extract.run import extract_folder, list_videos
 from avloc.extract.store import existing_state, read_features, write_features
 from avloc.extract.weights import INSTALL_HINT, need
-from avloc.sharding import parse_shard
+from avloc.util.errors import AvlocError
+from avloc.util.sharding import parse_shard
 
 
 def test_num_snippets_rules():

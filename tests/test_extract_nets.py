@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from avloc.errors import AvlocError
 from avloc.extract.audio import VggishBackend
 from avloc.extract.nets import VGGish, resnet152
 from avloc.extract.visual import ResNet152Backend
 from avloc.extract.weights import WEIGHTS_ENV
+from avloc.util.errors import AvlocError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,9 +12,13 @@ from matplotlib.image import imread
 from avloc.cli import main
 from avloc.config import Config, load_config
 from avloc.data.base import Annotation, Dataset, Segment
-from avloc.errors import AvlocError
-from avloc.predict import VideoPrediction
+from avloc.report import curves as C
 from avloc.report import figures as F
+from avloc.report import loaded as R
+from avloc.report import plot as P
+from avloc.runs import layout
+from avloc.scoring.predict import VideoPrediction
+from avloc.util.errors import AvlocError
 
 TINY = ["data.synth_videos=24", "data.synth_background_videos=4", "data.synth_classes=3",
         "data.synth_audio_dim=12", "data.synth_visual_dim=12", "model.d_x=16",
@@ -44,7 +48,7 @@ def _image(path: Path) -> np.ndarray:
 
 
 def test_cas_figure_two_models(runs, tmp_path: Path, capsys):
-    out = F.plot("cas", [str(runs["full"])], tmp_path / "cas.png", compare=str(runs["visual"]))
+    out = P.plot("cas", [str(runs["full"])], tmp_path / "cas.png", compare=str(runs["visual"]))
     img = _image(out)
     assert img.shape[0] > 500 and img.shape[1] > 900  # five strips and the mu panel
     said = capsys.readouterr().out
@@ -69,12 +73,12 @@ def test_unknown_video_is_one_line(runs, tmp_path: Path, capsys):
 
 def test_bad_output_name_fails_first(tmp_path: Path):
     with pytest.raises(AvlocError, match="--out .*fig.jpeg: a figure file ends in .png"):
-        F.plot("cas", [str(tmp_path / "no-such-run")], tmp_path / "fig.jpeg")
+        P.plot("cas", [str(tmp_path / "no-such-run")], tmp_path / "fig.jpeg")
 
 
 def test_attention_rows_are_distributions(runs, tmp_path: Path):
-    run = F.load_run(runs["full"])
-    ds = F.load_data(run, None)
+    run = R.load_run(runs["full"])
+    ds = R.load_data(run, None)
     video = ds.splits["test"][0]
     attn = F.attention_matrix(run, video)
     assert attn.shape == (video.length, video.length)
@@ -82,15 +86,15 @@ def test_attention_rows_are_distributions(runs, tmp_path: Path):
     np.testing.assert_allclose(attn.sum(axis=1), 1.0, atol=1e-5)
     _image(F.attention_figure(ds, run, video.vid, tmp_path / "attn.png"))
     with pytest.raises(AvlocError, match=r"visual \(seed 0\): has no cross attention"):
-        F.plot("attention", [str(runs["visual"])], tmp_path / "a.png", video=video.vid)
+        P.plot("attention", [str(runs["visual"])], tmp_path / "a.png", video=video.vid)
 
 
 def test_curves_from_a_reproduce_folder(runs, tmp_path: Path):
-    groups = F.find_runs([runs["out"]])
+    groups = C.find_runs([runs["out"]])
     assert groups == {"full": [runs["full"]], "visual": [runs["visual"]]}
-    _image(F.plot("curves", [str(runs["out"])], tmp_path / "curves.png"))
+    _image(P.plot("curves", [str(runs["out"])], tmp_path / "curves.png"))
     with pytest.raises(AvlocError, match="no training log here"):
-        F.find_runs([tmp_path])
+        C.find_runs([tmp_path])
 
 
 def test_read_log_keeps_the_last_record_of_a_replayed_epoch(tmp_path: Path):
@@ -98,7 +102,7 @@ def test_read_log_keeps_the_last_record_of_a_replayed_epoch(tmp_path: Path):
              {"epoch": 2, "loss_loss": 1.5}]
     text = "".join(json.dumps(r) + "\n" for r in lines) + '{"epoch": 3, "loss'  # cut by a kill
     (tmp_path / "log.jsonl").write_text(text)
-    assert F.read_log(tmp_path) == [lines[0], lines[2]]
+    assert layout.read_log(tmp_path) == [lines[0], lines[2]]
 
 
 def _dataset(task: str) -> Dataset:

@@ -20,8 +20,8 @@ import pytest
 
 from avloc.cli import main
 from avloc.config import load_config
-from avloc.errors import AvlocError
-from avloc.results import read_cas
+from avloc.scoring.results import read_cas
+from avloc.util.errors import AvlocError
 
 EXTRACTORS = {"audio_backend": "rms", "visual_backend": "meanrgb", "snippet_seconds": 1.0,
               "frames_per_snippet": 1}
@@ -275,7 +275,7 @@ def test_a_parsing_cas_file_keeps_its_tracks_and_an_incomplete_one_is_refused(tm
     its segments are made from; a file with only some of them is a one-line error."""
     from avloc.config import load_config
     from avloc.data.base import Timing
-    from avloc.results import CasRecord, segments_of, write_cas
+    from avloc.scoring.results import CasRecord, segments_of, write_cas
 
     rng = np.random.default_rng(0)
     T, classes = 10, ["Speech", "Dog", "Car"]

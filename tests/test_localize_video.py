@@ -10,8 +10,8 @@ import pytest
 
 from avloc.cli import main
 from avloc.config import load_config
-from avloc.errors import AvlocError
 from avloc.train import train
+from avloc.util.errors import AvlocError
 
 pytest.importorskip("av", reason="the video extra is not installed (pip install -e '.[video]')")
 pytest.importorskip("onnxruntime", reason="the video extra is not installed")
@@ -70,7 +70,7 @@ def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video
     # what every batch writes: the same segments in results.json, the raw outputs, the cache
     batch = json.loads((tmp_path / "results.json").read_text())["results"]
     assert batch == result["results"]
-    from avloc.results import read_cas
+    from avloc.scoring.results import read_cas
 
     rec = read_cas(tmp_path / "cas" / "BjCEufrlXm4.npz")
     assert rec.cas.shape == (10, 2) and rec.meta["source"] == str(real_video)
@@ -79,7 +79,7 @@ def test_localize_real_clip_writes_segments_table_and_figure(run_dir, real_video
 
 def test_segments_agree_with_the_snippet_argmax(run_dir, real_video):
     from avloc.infer import localize_video
-    from avloc.segments import argmax_labels
+    from avloc.scoring.segments import argmax_labels
 
     loc = localize_video(real_video, run_dir)
     labels = argmax_labels(loc.prediction.p)  # (T,)

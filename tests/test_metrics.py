@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avloc.anet_json import (
+from avloc.data.base import Annotation, Segment
+from avloc.scoring.anet_json import (
     GroundTruth,
     Predictions,
     ground_truth_from_annotations,
@@ -17,20 +18,18 @@ from avloc.anet_json import (
     read_predictions,
     results_json,
 )
-from avloc.data.base import Annotation, Segment
-from avloc.errors import AvlocError
-from avloc.io import write_json_atomic
-from avloc.metrics import (
+from avloc.scoring.metrics import (
     TIOU,
     detection_map,
-    format_map_table,
-    format_scope,
     interpolated_ap,
     oracle_accuracy,
     range_averages,
     score_files,
     snippet_accuracy,
 )
+from avloc.scoring.reports import format_map_table, format_scope
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
 
 KEYS = ["0.50", "0.55", "0.60", "0.65", "0.70", "0.75", "0.80", "0.85", "0.90", "0.95"]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avloc.errors import AvlocError
-from avloc.metrics.parsing import format_parsing_table, parsing_scores, runs
+from avloc.scoring.metrics.parsing import parsing_scores, runs
+from avloc.scoring.reports import format_parsing_table
+from avloc.util.errors import AvlocError
 
 
 def naive_events(row: list[int]) -> list[set[int]]:

@@ -48,7 +48,7 @@ def test_cross_attention_matches_naive_eq_1_2(attention, scale):
     w = torch.nn.Parameter(torch.randn(d, d, dtype=torch.float64))
     lengths = [6, 4]
     mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
-    stage = CrossAttentionStage(d, attention, False, w, scale)
+    stage = CrossAttentionStage(attention, False, w, scale)
     att_u, att_v, _ = stage(xu, xv, mask, return_attention=False)
     for b, n in enumerate(lengths):
         ref_u, ref_v = naive_cross_attention(xu[b, :n], xv[b, :n], w.detach(), n, scale)
@@ -59,7 +59,7 @@ def test_cross_attention_matches_naive_eq_1_2(attention, scale):
 def test_attention_map_columns_are_distributions_over_real_snippets():
     d, L = 4, 5
     w = torch.nn.Parameter(torch.randn(d, d))
-    stage = CrossAttentionStage(d, "explicit", False, w)
+    stage = CrossAttentionStage("explicit", False, w)
     mask = torch.tensor([[True, True, True, False, False]])
     _, _, a = stage(torch.randn(1, L, d), torch.randn(1, L, d), mask, return_attention=True)
     torch.testing.assert_close(a.sum(-1), torch.ones(1, L))

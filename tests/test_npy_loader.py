@@ -1,4 +1,4 @@
-"""`avloc.io.load_npy`: W-TALC's pickled .npy files load as NumPy would load them, and a
+"""`avloc.util.io.load_npy`: W-TALC's pickled .npy files load as NumPy would load them, and a
 crafted one cannot run code (issue 15): not through the API, not through `avloc train`."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from test_data_anet import _objects, _save, write_small_anet
 
 from avloc.config import DataConfig
 from avloc.data.anet import ANNOTATION_DIR, VISUAL_FILE, load_anet12
-from avloc.errors import AvlocError
-from avloc.io import load_npy
+from avloc.util.errors import AvlocError
+from avloc.util.io import load_npy
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "avloc"
 ANET_FILES = ("classlist", "subset", "videoname", "duration", "segments", "labels", "labels_all",

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from avloc.config import LossConfig, ModelConfig, load_config
-from avloc.errors import AvlocError
 from avloc.losses import (
     parsing_continuity_loss,
     parsing_mil_loss,
@@ -22,6 +21,7 @@ from avloc.losses import (
     parsing_total_loss,
 )
 from avloc.model import AVLocModel
+from avloc.util.errors import AvlocError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 C = 5
@@ -117,7 +117,7 @@ def test_padding_never_reaches_real_segments():
 
 def test_mu_gates_the_events_and_predict_copies_a_single_stream():
     from avloc.data.base import Video
-    from avloc.predict import predict
+    from avloc.scoring.predict import predict
 
     model = parsing_model()
     a, v, mask = batch()
@@ -261,7 +261,7 @@ def official_reference(ds, split: str, model) -> dict:
     ground truth GT[c, onset:offset] = 1; scored by the naive per-video loop."""
     from test_metrics_parsing import naive_scores
 
-    from avloc.predict import predict
+    from avloc.scoring.predict import predict
 
     pa, pv, ga, gv = [], [], [], []
     for p in predict(model, ds.splits[split]):
@@ -279,7 +279,7 @@ def official_reference(ds, split: str, model) -> dict:
 def test_run_reports_the_protocol_and_tunes_thresholds_on_validation_only(tmp_path):
     from avloc.checkpoint import load_model
     from avloc.data import load_dataset
-    from avloc.evaluate import score_with_best
+    from avloc.scoring.eval_run import score_with_best
 
     cfg = load_config("llp_demo", TINY)
     ds = load_dataset(cfg.data, None)
@@ -311,7 +311,7 @@ def test_run_reports_the_protocol_and_tunes_thresholds_on_validation_only(tmp_pa
 
 
 def metrics_cfg(run):
-    from avloc.train.run_folder import read_run_config
+    from avloc.runs.layout import read_run_config
 
     return read_run_config(run)
 

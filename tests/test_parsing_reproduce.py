@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from avloc.cli import main
-from avloc.errors import AvlocError
 from avloc.report.grid import load_grid, plan_runs
 from avloc.report.reproduce import reproduce
+from avloc.util.errors import AvlocError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = ["data.synth_videos=40", "model.d_x=16", "train.epochs=2", "train.batch_size=16"]

@@ -33,13 +33,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from avloc.anet_json import parse_ground_truth, read_ground_truth, read_predictions
 from avloc.cli import main
 from avloc.config import DataConfig, LocalizeConfig
 from avloc.data import load_dataset
-from avloc.errors import AvlocError
-from avloc.metrics import detection_map, oracle_accuracy, score_files, snippet_accuracy
-from avloc.segments import segments_from_cas, video_class_scores
+from avloc.scoring.anet_json import parse_ground_truth, read_ground_truth, read_predictions
+from avloc.scoring.metrics import detection_map, oracle_accuracy, score_files, snippet_accuracy
+from avloc.scoring.segments import segments_from_cas, video_class_scores
+from avloc.util.errors import AvlocError
 
 # derandomize: the same examples every run, so a failure reproduces; no "explain" phase
 # (minutes of re-running a failing example to annotate it)
@@ -891,7 +891,7 @@ def test_open_finding_reproducers(tmp_path, finding, make):
 @pytest.mark.parametrize("reader", ["evaluator", "generic"])
 def test_deeply_nested_json_is_the_clean_error(tmp_path, reader):
     """100 000 nested brackets: Python's json recurses and raises RecursionError."""
-    from avloc.anet_json import read_ground_truth
+    from avloc.scoring.anet_json import read_ground_truth
 
     path = tmp_path / "deep.json"
     path.write_text('{"database": ' + "[" * 100_000 + "]" * 100_000 + "}")

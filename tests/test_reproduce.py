@@ -13,12 +13,12 @@ import yaml
 
 import avloc.train
 from avloc.cli import main
-from avloc.errors import AvlocError
 from avloc.report.grid import load_grid, plan_runs
 from avloc.report.paper import PAPER_TABLES
 from avloc.report.reproduce import reproduce
 from avloc.report.tables import build_report, main_table, render_markdown, summarize
-from avloc.sharding import parse_shard, select_shard
+from avloc.util.errors import AvlocError
+from avloc.util.sharding import parse_shard, select_shard
 
 TINY_BASE = {
     "data": {"format": "synthetic", "synth_videos": 24, "synth_background_videos": 4,
@@ -360,8 +360,8 @@ def test_demo_runs_through_the_grid_runner(tmp_path: Path, monkeypatch, capsys):
 
 
 def test_report_columns_follow_the_runs_thresholds():
-    from avloc.metrics import TIOU_KEYS
     from avloc.report.tables import ANET_COLUMNS, metric_columns, metric_value
+    from avloc.scoring.metrics import TIOU_KEYS
 
     ALL_TIOU = list(TIOU_KEYS)
 

@@ -43,7 +43,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 # everything a run imports (torch._dynamo: Adam imports it lazily, seconds), so that each
 # forked run starts at once
 PRELOAD = ["torch._dynamo", "avloc.cli", "avloc.train", "avloc.data.synthetic",
-           "avloc.evaluate", "avloc.metrics", "avloc.segments", "avloc.predict"]
+           "avloc.scoring.evaluate", "avloc.scoring.metrics", "avloc.scoring.segments",
+           "avloc.scoring.predict"]
 SERVER = multiprocessing.get_context("forkserver") if sys.platform != "win32" else None
 if SERVER is not None:
     SERVER.set_forkserver_preload(PRELOAD)
@@ -105,7 +106,7 @@ def install_fault(fault: str) -> None:
             if str(dst).endswith("last.pt.prev"):
                 hit()
 
-        os.replace = rotating  # the os module itself: avloc.io renames with it
+        os.replace = rotating  # the os module itself: avloc.util.io renames with it
     elif point == "tmpwrite":  # half of a checkpoint's temporary file on disk
         save = torch.save
 

@@ -8,17 +8,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from avloc.anet_json import parse_ground_truth, predictions_from_results, results_json
 from avloc.config import LocalizeConfig, load_config
-from avloc.errors import AvlocError
-from avloc.io import write_json_atomic
-from avloc.metrics import detection_map
-from avloc.segments import (
+from avloc.scoring.anet_json import parse_ground_truth, predictions_from_results, results_json
+from avloc.scoring.metrics import detection_map
+from avloc.scoring.segments import (
     _moving_average,
     argmax_labels,
     segments_from_cas,
     video_class_scores,
 )
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
 
 CLASSES = ["run", "swim", "jump"]
 LOW, HIGH = 0.1, 0.9
@@ -208,7 +208,7 @@ def test_results_json_scores_perfectly(tmp_path):
 
 
 def test_event_segments_are_runs_of_argmax_classes():
-    from avloc.segments import event_segments
+    from avloc.scoring.segments import event_segments
 
     p = np.zeros((7, 3))
     p[:, 0] = 0.6  # background wins where nothing else is set

@@ -21,8 +21,8 @@ from avloc.data.synthetic import (
     THUMOS_INSTANCES_PCT,
     THUMOS_LENGTH_PCT,
 )
-from avloc.io import load_npy
-from avloc.metrics import oracle_accuracy
+from avloc.scoring.metrics import oracle_accuracy
+from avloc.util.io import load_npy
 
 
 def synthetic(**settings):

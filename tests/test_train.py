@@ -12,9 +12,9 @@ from avloc.checkpoint import load_model, read_checkpoint
 from avloc.cli import main
 from avloc.config import load_config
 from avloc.data import load_dataset
-from avloc.evaluate import evaluate_split
 from avloc.model import build_model
-from avloc.predict import predict
+from avloc.scoring.evaluate import evaluate_split
+from avloc.scoring.predict import predict
 from avloc.train import train
 
 SMALL = ["model.d_x=128", "data.synth_videos=400", "data.synth_background_videos=40",
@@ -82,7 +82,7 @@ def test_paper_notes_numbers_are_what_the_command_prints(trained):
     (tests/docnumbers.py has the margins), so they cannot drift."""
     from docnumbers import measured, paper_notes_mu, within
 
-    from avloc.evaluate import format_event_table
+    from avloc.scoring.reports import format_event_table
 
     claim = paper_notes_mu()
     train_argv, eval_argv = claim.commands

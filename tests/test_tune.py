@@ -13,8 +13,10 @@ import yaml
 
 from avloc.cli import main
 from avloc.config import LocalizeConfig, load_config
-from avloc.errors import AvlocError
-from avloc.tune import SEARCH, TUNED_FILE, coordinate_search, load_tuned_model, tune
+from avloc.runs.layout import TUNED as TUNED_FILE
+from avloc.scoring.tune import SEARCH, coordinate_search, tune
+from avloc.scoring.tuned_model import load_tuned_model
+from avloc.util.errors import AvlocError
 
 
 def test_coordinate_search_finds_the_best_of_a_separable_score_and_keeps_ties():
@@ -70,17 +72,17 @@ def test_tune_writes_better_settings_that_eval_uses(run, capsys):
 
 
 def test_tune_never_predicts_nor_scores_the_test_split(run, monkeypatch, tmp_path):
-    import avloc.predict
+    import avloc.scoring.tune
 
     data, folder = run
     seen: list[str] = []
-    real = avloc.predict.predict
+    real = avloc.scoring.tune.predict
 
     def spy(model, videos, *args, **kwargs):
         seen.extend(v.vid for v in videos)
         return real(model, videos, *args, **kwargs)
 
-    monkeypatch.setattr(avloc.predict, "predict", spy)
+    monkeypatch.setattr(avloc.scoring.tune, "predict", spy)  # what tune runs the model by
     first = tune(folder, data, rounds=1, write=False)
     ann = json.loads((data / "annotations.json").read_text())["database"]
     subsets = {ann[v]["subset"] for v in seen}
@@ -128,7 +130,7 @@ def test_tune_refuses_event_models_and_bad_tuned_files(run, tmp_path, capsys):
 
 
 def test_localize_and_eval_use_the_settings_in_the_run(run, tmp_path, capsys):
-    from avloc.results import read_cas, segments_of
+    from avloc.scoring.results import read_cas, segments_of
 
     data, folder = run
     (folder / TUNED_FILE).write_text("localize:\n  act_threshold: 0.2\n  min_snippets: 1\n")

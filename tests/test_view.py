@@ -12,8 +12,8 @@ import pytest
 
 from avloc.cli import main
 from avloc.data.base import Timing
-from avloc.errors import AvlocError
-from avloc.results import CasRecord, cas_path, write_cas
+from avloc.scoring.results import CasRecord, cas_path, write_cas
+from avloc.util.errors import AvlocError
 from avloc.view import build_view
 from avloc.view.diagnose import diagnose
 
@@ -88,8 +88,9 @@ def read_script(path: Path, call: str) -> list:
 
 
 def test_the_index_holds_each_video_its_errors_and_per_class_ap(tmp_path, capsys):
-    from avloc.anet_json import read_ground_truth
-    from avloc.metrics import detection_map, parse_tiou
+    from avloc.config import parse_tiou
+    from avloc.scoring.anet_json import read_ground_truth
+    from avloc.scoring.metrics import detection_map
 
     out = known_folder(tmp_path / "out")
     assert main(["view", str(out), "--gt", str(out / "truth.json")]) == 0

@@ -13,7 +13,7 @@ from conftest import checked_page
 from test_view import CHART, known_folder, read_script, series, track
 
 from avloc.data.base import Timing
-from avloc.results import CasRecord, cas_path, write_cas
+from avloc.scoring.results import CasRecord, cas_path, write_cas
 from avloc.view import build_view
 
 CLASSES = ["Dog", "Helicopter", "Speech"]
@@ -54,7 +54,7 @@ def parsing_folder(root: Path) -> Path:
 
 
 def test_parsing_index_scores_are_those_of_avloc_score_and_events_are_judged(tmp_path):
-    from avloc.score_files import score_results
+    from avloc.scoring.score_files import score_results
 
     out = parsing_folder(tmp_path / "ev")
     build_view(out)
@@ -80,9 +80,9 @@ def test_parsing_index_scores_are_those_of_avloc_score_and_events_are_judged(tmp
 
 
 def test_event_index_gives_the_pooled_snippet_accuracy(tmp_path):
-    from avloc.metrics import snippet_accuracy
-    from avloc.results import read_cas
-    from avloc.segments import argmax_labels
+    from avloc.scoring.metrics import snippet_accuracy
+    from avloc.scoring.results import read_cas
+    from avloc.scoring.segments import argmax_labels
 
     out = known_folder(tmp_path / "ave", snippets=6, seconds=1.0)
     for vid in ("clipA", "clipB", "clipC"):

@@ -22,9 +22,9 @@ import torch
 
 from avloc.config import Config, config_from_dict
 from avloc.data.base import Dataset
-from avloc.errors import AvlocError, first_line
-from avloc.io import atomic_open
 from avloc.model import DTYPES, AVLocModel, build_model
+from avloc.util.errors import AvlocError, first_line
+from avloc.util.io import atomic_open
 
 FORMAT = "avloc-checkpoint"
 VERSION = 2  # 2 added "checksum"; version 1 files (without one) still load
@@ -59,7 +59,7 @@ def payload_checksum(payload: dict[str, Any]) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
-    """torch.save through `avloc.io.atomic_open`: never a half-written checkpoint."""
+    """torch.save through `avloc.util.io.atomic_open`: never a half-written checkpoint."""
     with atomic_open(path, "wb", keep_previous=keep_previous, what="checkpoint") as f:
         torch.save(obj, f)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avloc.errors import AvlocError
-from avloc.io import write_json_atomic
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
 
 UNIMODAL = {
     "audio-only": ("audio-only", {"model.modality": "audio", "model.stages": 0}),
@@ -42,7 +42,8 @@ def run_demo(out: Path | None, overrides: list[str], task: str = "event") -> dic
     preset, variants, default_out = TASKS[task]
     out = Path(out or default_out)
     from avloc.report.grid import check_data, check_run_folders, parse_grid, plan_runs
-    from avloc.report.runner import Interrupted, read_metrics, run_grid
+    from avloc.report.runner import Interrupted, run_grid
+    from avloc.runs.layout import read_metrics
 
     grid = parse_grid({"base": preset, "seeds": [0], "variants": [
         {"name": name, "settings": settings} for name, (_, settings) in variants.items()

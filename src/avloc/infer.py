@@ -4,12 +4,12 @@ The checkpoint records how its training features were made (`avloc extract` back
 and snippet grid, see `Dataset.extractors`); videos are extracted the same way, run
 through the model, and turned into segments: runs of argmax classes for event models
 (AVE-style), the W-TALC two-stage thresholding for action models (with the run's tuned
-settings when `avloc tune` wrote them, avloc.tune), audio and visual event tracks for
+settings when `avloc tune` wrote them, avloc.scoring.tune), audio and visual event tracks for
 parsing models (LLP-style; each segment then has a "modality", and the thresholds are
 those the run tuned on validation).
 
 `localize_video` does one video in memory. `localize_batch` does any number into an
-output folder (avloc.results): features cached by `avloc extract`'s own code and rules
+output folder (avloc.scoring.results): features cached by `avloc extract`'s own code and rules
 (extract_folder), one CAS file per video, then OUT/results.json made from all of them.
 Every file is written atomically and a video is done once its CAS file exists, so a
 killed batch, run again, redoes nothing that was finished.
@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 
 from avloc.data.base import Timing, Video
-from avloc.errors import AvlocError, plural
-from avloc.predict import VideoPrediction, predict
-from avloc.progress import interactive
-from avloc.results import (
+from avloc.scoring.predict import VideoPrediction, predict
+from avloc.scoring.results import (
     CAS_DIR,
     CasRecord,
     cas_path,
@@ -40,7 +38,9 @@ from avloc.results import (
     write_cas,
     write_results,
 )
-from avloc.tune import TunedModel, load_tuned_model
+from avloc.scoring.tuned_model import TunedModel, load_tuned_model
+from avloc.util.errors import AvlocError, plural
+from avloc.util.progress import interactive
 
 FEATURE_DIR = "features"  # OUT/features: the extraction cache unless --features DIR
 CHUNK = 16  # videos run through the model at once
@@ -145,7 +145,7 @@ def localize_batch(
     into OUT: features cached in `features` (default OUT/features), OUT/cas/<video>.npz,
     OUT/results.json. A video that fails is reported (once, on stderr, when it fails) and
     skipped; the rest go on. When no video is localized, nothing is written."""
-    from avloc.cpus import use_threads
+    from avloc.util.cpus import use_threads
 
     m = load_tuned_model(checkpoint, untuned)
     use_threads(m.cfg.train.threads)
@@ -172,6 +172,23 @@ def localize_batch(
         summary.results = write_results(out, records, m.ckpt["task"], m.cfg, made_by)
     summary.failed = [(vid, failed[vid]) for vid in sources if vid in failed]
     return summary
+
+
+def localize_command(inputs: Sequence[str | Path], checkpoint: str | Path, out: str | Path,
+                     features: str | Path | None = None, **options: Any) -> tuple[str, int]:
+    """`avloc localize`: `localize_batch`, then what to print (one video file: its segments
+    too, and its own segments JSON and figure) and the exit status (1 when a video failed;
+    each failure was said on stderr when it happened)."""
+    if not inputs and not features:
+        raise AvlocError("localize: give video files or folders, or --features DIR")
+    summary = localize_batch(inputs, checkpoint, out, features, **options)
+    lines = [summary.model.note] if summary.model and summary.model.note and summary.results \
+        else []
+    if len(inputs) == 1 and Path(inputs[0]).is_file() and not summary.failed:
+        loc, seg, fig = one_video_files(summary, summary.videos[0])
+        lines += [format_segments(loc), f"wrote {seg} and {fig}"]
+    lines.append(summary.line())
+    return "\n".join(lines), 1 if summary.failed else 0
 
 
 def _sources(inputs: Sequence[str | Path], fdir: Path) -> dict[str, str]:
@@ -286,8 +303,8 @@ def _finished_records(out: Path, sources: dict[str, str], summary: BatchSummary,
 def one_video_files(summary: BatchSummary, vid: str) -> tuple[Localization, Path, Path]:
     """What `avloc localize VIDEO` wrote before batches, beside the batch's files:
     OUT/<video>_segments.json (ActivityNet results format) and OUT/<video>_cas.png."""
-    from avloc.anet_json import results_json
-    from avloc.io import write_json_atomic
+    from avloc.scoring.anet_json import results_json
+    from avloc.util.io import write_json_atomic
 
     assert summary.model is not None
     loc = localization(read_cas(cas_path(summary.out, vid)), summary.model)
@@ -314,7 +331,7 @@ def timeline_figure(loc: Localization, out: str | Path, max_classes: int = 6) ->
     """Predicted segments, the class activation sequence of the top classes (rows, darker =
     higher) and mu over the video's timeline in seconds; a parsing model's audio and visual
     event tracks."""
-    from avloc.report.figures import _figure, save
+    from avloc.report.style import new_figure, save
 
     if loc.task == "parsing":
         from avloc.report.parsing_figures import localize_figure
@@ -325,7 +342,7 @@ def timeline_figure(loc: Localization, out: str | Path, max_classes: int = 6) ->
     top = np.argsort(-cas.max(axis=0), kind="stable")[:max_classes]  # strongest classes
     T, sec = len(cas), loc.snippet_seconds
     span = T * sec
-    fig = _figure(10, 2.2 + 0.3 * len(top))
+    fig = new_figure(10, 2.2 + 0.3 * len(top))
     grid = fig.add_gridspec(3, 2, width_ratios=[60, 1],
                             height_ratios=[0.6, 0.3 * len(top) + 0.3, 1.2], hspace=0.3)
     ax_seg = fig.add_subplot(grid[0, 0])

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from avloc.config import LossConfig
-from avloc.model import NEG_INF, topk_count
+from avloc.model import NEG_INF, ModelOutput, topk_count
 
 EPS = 1e-6
 
@@ -337,8 +337,18 @@ def parsing_total_loss(
     return loss, parts
 
 
+def training_loss(
+    out: ModelOutput, mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
+    casl_classes: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+    """Eq. 10 for the head that made `out`: `total_loss` (fused) or `parsing_total_loss`."""
+    terms = parsing_total_loss if out.parsing else total_loss
+    return terms(out, mask, labels, cfg, casl_classes)
+
+
 __all__ = [
-    "mil_loss", "casl_loss", "foreground_continuity_loss", "pseudo_localization_loss",
-    "total_loss", "gaussian_window", "temporal_smooth", "pseudo_labels", "topk_pool_log",
-    "parsing_mil_loss", "parsing_continuity_loss", "parsing_pseudo_loss", "parsing_total_loss",
+    "casl_loss", "foreground_continuity_loss", "gaussian_window", "mil_loss",
+    "parsing_continuity_loss", "parsing_mil_loss", "parsing_pseudo_loss", "parsing_total_loss",
+    "pseudo_labels", "pseudo_localization_loss", "temporal_smooth", "topk_pool_log",
+    "total_loss", "training_loss",
 ]

@@ -21,12 +21,14 @@ ignores them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avloc.config import ModelConfig
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 NEG_INF = float("-inf")  # masked scores: weight exp(-inf) = 0 (attention, the losses' top-k)
 
@@ -66,7 +68,7 @@ def cross_attention_efficient(
 class CrossAttentionStage(nn.Module):
     """One stage of Eq. 1-3: cross-correlate, attend each modality with the other's guidance."""
 
-    def __init__(self, d_x: int, attention: str, attend_normalized: bool, w: nn.Parameter,
+    def __init__(self, attention: str, attend_normalized: bool, w: nn.Parameter,
                  scale: float = 1.0):
         super().__init__()
         self.attention = attention
@@ -106,7 +108,7 @@ class MultiStageCrossAttention(nn.Module):
         n = 1 if cfg.share_w else cfg.stages
         self.ws = nn.ParameterList(nn.Parameter(torch.empty(cfg.d_x, cfg.d_x)) for _ in range(n))
         self.stages = nn.ModuleList(
-            CrossAttentionStage(cfg.d_x, cfg.attention, cfg.attend_normalized,
+            CrossAttentionStage(cfg.attention, cfg.attend_normalized,
                                 self.ws[0 if cfg.share_w else t], cfg.attention_scale)
             for t in range(cfg.stages)
         )
@@ -132,6 +134,53 @@ class MultiStageCrossAttention(nn.Module):
             if not last:
                 sum_u, sum_v = sum_u + x_u, sum_v + x_v
         return x_u, x_v, attn  # (B, L, d) X_att,u^(t_e), X_att,v^(t_e)
+
+
+@dataclass
+class ModelOutput:
+    """What the model gives for a padded batch, whichever its head; a field the head does
+    not make is None. Read as attributes or by name (`out["log_p"]`, `"attn" in out`).
+
+    fused head (model.head=fused):
+      log_p  (B, L, C+1)   log open-max (or soft-max) probabilities, index 0 = background
+      mu     (B, L)        foreground reliability (1 - p_bg for the soft-max classifier)
+      h      (B, L, C)     action logits (the first C+1 logits' action part for soft-max)
+    parsing head (model.head=parsing; M = 2 streams, 1 for a uni-modal model):
+      frame  (B, L, M, C)  per-segment event probabilities of each stream
+      mu     (B, L, M)     each stream's foreground reliability (max_c p without mu)
+      video  (B, C)        video-level event probabilities, pooled over time and streams
+      stream (B, M, C)     each stream's video-level probabilities (pooled over time)
+    both:
+      feat   (B, L, F)     what CASL compares: the fused feature (parsing: the streams
+                           concatenated), after dropout
+      attn   (B, L, L)     with return_attention only: the last stage's audio attention A_u
+    """
+
+    mu: torch.Tensor
+    feat: torch.Tensor
+    log_p: torch.Tensor | None = None
+    h: torch.Tensor | None = None
+    frame: torch.Tensor | None = None
+    video: torch.Tensor | None = None
+    stream: torch.Tensor | None = None
+    attn: torch.Tensor | None = None
+
+    @property
+    def parsing(self) -> bool:
+        return self.frame is not None
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __contains__(self, name: str) -> bool:
+        return getattr(self, name, None) is not None and name in self.__dataclass_fields__
+
+    def full_precision(self) -> ModelOutput:
+        """Every tensor in float32 (or float64) even under bf16 autocast: the losses' inputs."""
+        return replace(self, **{f.name: full_precision(getattr(self, f.name))
+                                for f in fields(self) if getattr(self, f.name) is not None})
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # setting train.dtype
@@ -260,18 +309,9 @@ class AVLocModel(nn.Module):
     def forward(
         self, audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor,
         return_attention: bool = False,
-    ) -> dict[str, torch.Tensor]:
-        """audio (B, L, D_a), visual (B, L, D_v), mask (B, L) bool -> per-snippet outputs.
-
-        The parsing head (`model.head=parsing`) returns `parse`'s outputs instead.
-
-        Returns a dict with
-          log_p  (B, L, C+1)  log open-max (or soft-max) probabilities, index 0 = background
-          mu     (B, L)       foreground reliability (1 - p_bg for the soft-max classifier)
-          h      (B, L, C)    action logits (the first C+1 logits' action part for soft-max)
-          feat   (B, L, F)    the fused feature after dropout (what CASL compares)
-          attn   (B, L, L)    only with return_attention: last stage's audio attention A_u
-        """
+    ) -> ModelOutput:
+        """audio (B, L, D_a), visual (B, L, D_v), mask (B, L) bool -> per-snippet outputs
+        (`ModelOutput`); the parsing head's come from `parse`."""
         if self.stream_heads is not None:
             return self.parse(audio, visual, mask, return_attention)
         xs = self.embed(audio, visual)
@@ -291,28 +331,16 @@ class AVLocModel(nn.Module):
             log_p = logits.log_softmax(dim=-1)
             mu = 1 - log_p[..., 0].exp()
             h = logits[..., 1:]
-        out = {"log_p": log_p, "mu": mu, "h": h, "feat": x_att}
-        if attn is not None:
-            out["attn"] = attn
-        return out
+        return ModelOutput(mu=mu, feat=x_att, log_p=log_p, h=h, attn=attn)
 
     def parse(
         self, audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor,
         return_attention: bool = False,
-    ) -> dict[str, torch.Tensor]:
+    ) -> ModelOutput:
         """The parsing head: audio events from the attended audio stream, visual events from
         the attended visual stream (Eq. 3 without Eq. 4's concatenation; 0 stages: the
         embeddings X_u, X_v themselves). M = 2 streams, or 1 for a uni-modal model, whose
-        one stream stands for both modalities (`predict` copies it).
-
-        Returns a dict with
-          frame  (B, L, M, C)  per-segment event probabilities of each stream
-          mu     (B, L, M)     each stream's foreground reliability (max_c p without mu)
-          video  (B, C)        video-level event probabilities, pooled over time and streams
-          stream (B, M, C)     each stream's video-level probabilities (pooled over time)
-          feat   (B, L, M d)   the streams after dropout, concatenated (what CASL compares)
-          attn   (B, L, L)     only with return_attention: last stage's audio attention A_u
-        """
+        one stream stands for both modalities (`predict` copies it)."""
         xs = self.embed(audio, visual)
         attn = None
         if self.fusion is not None:
@@ -321,14 +349,11 @@ class AVLocModel(nn.Module):
         xs = [self.dropout(x) for x in xs]
         heads = [head(x) for head, x in zip(self.stream_heads, xs, strict=True)]
         video, stream = parsing_pool(heads, mask, self.cfg.parsing_pool, self.topk_divisor)
-        out = {
-            "frame": torch.stack([h["p"] for h in heads], dim=2),  # (B, L, M, C)
-            "mu": torch.stack([h["mu"] for h in heads], dim=2),  # (B, L, M)
-            "video": video, "stream": stream, "feat": torch.cat(xs, dim=-1),
-        }
-        if attn is not None:
-            out["attn"] = attn
-        return out
+        return ModelOutput(
+            mu=torch.stack([h["mu"] for h in heads], dim=2),  # (B, L, M)
+            feat=torch.cat(xs, dim=-1),  # (B, L, M d)
+            frame=torch.stack([h["p"] for h in heads], dim=2),  # (B, L, M, C)
+            video=video, stream=stream, attn=attn)
 
 
 def build_model(
@@ -349,36 +374,5 @@ def topk_count(lengths: torch.Tensor, divisor: int) -> torch.Tensor:
     return torch.clamp(torch.ceil(lengths.float() / divisor), min=1).long()
 
 
-def count_flops(
-    cfg: ModelConfig, audio_dim: int, visual_dim: int, num_classes: int, L: int,
-    backward: bool = False,
-) -> int:
-    """Matmul FLOPs (2 per multiply-add) of one video of L snippets, for FLOP-utilisation
-    benchmarks; element-wise work (normalise, soft-max, tanh, losses) is not counted.
-
-    Forward by default. With backward=True, forward + backward: every matmul's backward
-    costs twice its forward (gradients of both operands), except the embeddings f_u, f_v,
-    whose input (the features) needs no gradient. Attention recomputed inside a fused
-    backward kernel is not counted: these are the model's FLOPs, not the kernel's.
-    """
-    d = cfg.d_x
-    embed = 0
-    if cfg.modality in ("av", "audio"):
-        embed += 2 * L * audio_dim * d
-    if cfg.modality in ("av", "visual"):
-        embed += 2 * L * visual_dim * d
-    # per stage: one projection P = X_u-hat W (L d^2), then per direction scores (L^2 d)
-    # and the weighted sum (L^2 d)
-    fusion = cfg.stages * (2 * L * d * d + 2 * (4 * L * L * d))
-    fused = 2 * d if cfg.modality == "av" else d
-    head = 2 * L * fused * (num_classes + 1)
-    if cfg.head == "parsing":  # per stream: events, mu and, attentive, two attention layers
-        outputs = num_classes * (3 if cfg.parsing_pool == "attention" else 1) + cfg.parsing_mu
-        head = 2 * L * fused * outputs
-    if backward:
-        return int(2 * embed + 3 * (fusion + head))
-    return int(embed + fusion + head)
-
-
-__all__ = ["AVLocModel", "DTYPES", "build_model", "count_flops", "full_precision",
-           "openmax_probs", "topk_count"]
+__all__ = ["AVLocModel", "DTYPES", "ModelOutput", "build_model",
+           "full_precision", "openmax_probs", "topk_count"]

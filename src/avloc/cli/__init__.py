@@ -19,7 +19,7 @@ import sys
 from avloc import __version__
 from avloc.cli import files, runs
 from avloc.cli.flags import EPILOG
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 OVERRIDE = re.compile(r"[A-Za-z_]\w*\.\w+=.*", re.DOTALL)  # SECTION.NAME=VALUE
 

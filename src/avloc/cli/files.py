@@ -1,5 +1,5 @@
-"""`avloc score`, `extract` and `data`: the commands on results files, videos and datasets
-that need no trained model. Each `add_<command>` declares the arguments of the
+"""`avloc score`, `extract`, `view` and `data`: the commands on results files, videos and
+datasets that need no trained model. Each `add_<command>` declares the arguments of the
 `cmd_<command>` above it, whose docstring is the command's description.
 """
 
@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 
 from avloc.cli import flags
-from avloc.config import CHOICES, EvalConfig, preset_names
+from avloc.config import CHOICES, EvalConfig
+from avloc.config.formats import EXPORTS_GT
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -19,9 +20,9 @@ def cmd_score(args: argparse.Namespace) -> None:
     videos are false positives), its ranking of equal scores; mAP at each tIoU and
     averages. Parsing files (entries with a "modality", from an LLP-style model): the LLP
     segment- and event-level F-scores instead, as the official AVVP-ECCV20 code."""
-    from avloc.io import write_json_atomic
-    from avloc.metrics import parse_tiou
-    from avloc.score_files import score_results
+    from avloc.config import parse_tiou
+    from avloc.scoring.score_files import score_results
+    from avloc.util.io import write_json_atomic
 
     metrics, text = score_results(args.gt, args.pred, args.subset,
                                   parse_tiou(args.tiou, "--tiou"), args.ties)
@@ -42,7 +43,7 @@ def add_score(sub: flags.Commands) -> None:
                    f"{EvalConfig.tiou}, ActivityNet; THUMOS'14: 0.1:0.7:0.1)")
     flags.ties(p, "order of equal scores: official (NumPy's default sort, as the official "
               "code; may differ between machines) or stable (file order)", EvalConfig.ties)
-    flags.json(p, "mAP, average_mAP, per_class_AP, ...")
+    flags.json_out(p, "mAP, average_mAP, per_class_AP, ...")
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def cmd_view(args: argparse.Namespace) -> None:
     error type) with per-class AP, and per video its player (when the file is found)
     above synchronized tracks: ground truth, predicted segments and scores, the top
     classes' activation and mu. Ground truth: --gt, else OUT/ground_truth.json if there."""
-    from avloc.errors import plural
+    from avloc.util.errors import plural
     from avloc.view import build_view
 
     path, n = build_view(args.folder, args.gt, args.videos, args.tiou)
@@ -109,15 +110,11 @@ def add_view(sub: flags.Commands) -> None:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> None:
-    """Read AVE, ActivityNet 1.2 (W-TALC) or synthetic data and write the generic layout:
-    OUT/features/<vid>.npz + annotations.json."""
-    from avloc.config import load_config
-    from avloc.data import load_dataset
-    from avloc.data.convert import convert_to_generic
+    """Read AVE, ActivityNet 1.2 (W-TALC), LLP or synthetic data and write the generic
+    layout: OUT/features/<vid>.npz + annotations.json."""
+    from avloc.data.convert import convert_dataset
 
-    preset = args.config or (args.format if args.format in preset_names() else None)
-    cfg = load_config(preset, [f"data.format={args.format}", *args.overrides])
-    counts = convert_to_generic(load_dataset(cfg.data, args.data), args.out)
+    counts = convert_dataset(args.format, args.data, args.out, args.config, args.overrides)
     detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"wrote the generic layout to {args.out} ({detail})")
 
@@ -126,17 +123,9 @@ def cmd_data_export_gt(args: argparse.Namespace) -> None:
     """Write ground truth in the official ActivityNet JSON format, for `avloc score`:
     ActivityNet 1.2 from the W-TALC annotation .npy files (subsets training, validation),
     THUMOS'14 from either layout (subsets Validation, Test). Only annotations are read."""
-    from avloc.config import load_config
+    from avloc.data.export import export_ground_truth
 
-    cfg = load_config(None, [f"data.format={args.format}", *args.overrides])
-    if args.format == "anet12":
-        from avloc.data.anet import export_anet_gt
-
-        counts = export_anet_gt(Path(args.data), args.out)
-    else:
-        from avloc.data.thumos import export_thumos_gt
-
-        counts = export_thumos_gt(Path(args.data), args.out, cfg.data)
+    counts = export_ground_truth(args.format, args.data, args.out, args.overrides)
     detail = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"wrote {args.format} ground truth (ActivityNet format) to {args.out} ({detail})")
 
@@ -169,7 +158,7 @@ def add_data(sub: flags.Commands) -> None:
                       cmd_data_export_gt)
     flags.data(e, "dataset folder", required=True)
     flags.out(e, "ground-truth JSON to write", required=True)
-    e.add_argument("--format", default="anet12", choices=("anet12", "thumos14", "thumos14_wtalc"),
+    e.add_argument("--format", default="anet12", choices=EXPORTS_GT,
                    help="the folder's layout (default anet12)")
     flags.overrides(e, "e.g. data.annotations=PATH for thumos14")
     c = flags.command(actions, "labels", "video-level labels (CSV, class folders) -> "

@@ -1,5 +1,5 @@
 """What the commands' parsers share: `command` (a subcommand described by its handler's
-docstring) and one helper per flag that several commands take (`flags.out(p, help)` adds
+docstring) and one helper per flag that several commands take (`flags.out(p, text)` adds
 --out, ...), with choice lists from the modules that own them.
 """
 
@@ -17,11 +17,12 @@ from avloc.extract.backends import (
     DEFAULT_VISUAL,
     DIMS,
     VISUAL_BACKENDS,
-    WEIGHT_FILES,
 )
-from avloc.extract.weights import WEIGHTS_ENV
+from avloc.extract.weights import WEIGHT_FILES, WEIGHTS_ENV
 
-Commands = argparse._SubParsersAction  # what add_subparsers returns
+# what ArgumentParser.add_subparsers returns: its class is private to argparse, so only
+# what the commands use of it is named here
+Commands = Any
 PRESETS = ", ".join(preset_names())
 EPILOG = f"""examples:
   avloc demo                                        # train + compare on the embedded data
@@ -32,48 +33,48 @@ EPILOG = f"""examples:
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
 presets: {PRESETS} (or a YAML file); settings are SECTION.NAME=VALUE, anywhere on
 the line (sections data, model, loss, train, localize, eval: each setting with its
-meaning in src/avloc/config.py; why each default is what it is: docs/paper-notes.md)"""
+meaning in src/avloc/config/sections.py; why each default is what it is: docs/paper-notes.md)"""
 
 
-def command(sub: Commands, name: str, help: str, run: Callable[[argparse.Namespace], Any] | str,
+def command(sub: Commands, name: str, summary: str, run: Callable[[argparse.Namespace], Any] | str,
             epilog: str | None = None) -> argparse.ArgumentParser:
     """A subcommand that calls `run`, whose docstring is the command's description (or a
     description, for a command whose subcommands run). An epilog is printed as written."""
     text = run if isinstance(run, str) else inspect.cleandoc(run.__doc__ or "")
     raw = {"formatter_class": argparse.RawDescriptionHelpFormatter} if epilog else {}
-    p = sub.add_parser(name, help=help, description=text, epilog=epilog, **raw)
+    p = sub.add_parser(name, help=summary, description=text, epilog=epilog, **raw)
     if not isinstance(run, str):
         p.set_defaults(func=run)
     return p
 
 
-def out(p: argparse.ArgumentParser, help: str, default: str | None = None,
+def out(p: argparse.ArgumentParser, text: str, default: str | None = None,
              required: bool = False) -> None:
-    p.add_argument("--out", default=default, required=required, help=help)
+    p.add_argument("--out", default=default, required=required, help=text)
 
 
 def data(p: argparse.ArgumentParser,
-              help: str = "dataset folder (not needed for the synthetic demo data)",
+              text: str = "dataset folder (not needed for the synthetic demo data)",
               required: bool = False) -> None:
-    p.add_argument("--data", required=required, help=help)
+    p.add_argument("--data", required=required, help=text)
 
 
-def overrides(p: argparse.ArgumentParser, help: str = "setting overrides") -> None:
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=help)
+def overrides(p: argparse.ArgumentParser, text: str = "setting overrides") -> None:
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=text)
 
 
 def shard(p: argparse.ArgumentParser, items: str, extra: str = "") -> None:
-    """--shard I/N, counted from 1 in every command (avloc.sharding)."""
+    """--shard I/N, counted from 1 in every command (avloc.util.sharding)."""
     p.add_argument("--shard", metavar="I/N", help=f"only the I-th of N shares of the {items}, "
                    f"counted from 1 (e.g. 2/4, the second of four; for cluster array jobs){extra}")
 
 
-def json(p: argparse.ArgumentParser, what: str) -> None:
+def json_out(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", help=f"write the metrics here ({what})")
 
 
-def ties(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
-    p.add_argument("--ties", default=default, choices=CHOICES["eval.ties"], help=help)
+def ties(p: argparse.ArgumentParser, text: str, default: str | None = None) -> None:
+    p.add_argument("--ties", default=default, choices=CHOICES["eval.ties"], help=text)
 
 
 def video(f: argparse.ArgumentParser, image: str) -> None:
@@ -98,9 +99,9 @@ def backends(p: argparse.ArgumentParser, recorded: bool) -> None:
                                          f"the paper's; needs --{kind}-weights)"
                                          if n in WEIGHT_FILES else "a diagnostic)")
                  for n in names]
-        help = ("must match the checkpoint's (checked)" if recorded else ", ".join(kinds))
+        text = ("must match the checkpoint's (checked)" if recorded else ", ".join(kinds))
         p.add_argument(f"--{kind}-backend", choices=names, default=None if recorded else default,
-                       help=help)
+                       help=text)
         needs = [n for n in names if n in WEIGHT_FILES]
         p.add_argument(f"--{kind}-weights", help=f"weight file for {', '.join(needs)} (else "
                        f"${WEIGHTS_ENV}/{', '.join(WEIGHT_FILES[n] for n in needs)})")

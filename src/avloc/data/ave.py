@@ -38,7 +38,7 @@ from avloc.data.checks import (
     require_file,
     snippet_labels_from_segments,
 )
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from avloc.data.base import Dataset, Segment, snippets_in
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 AV_TOLERANCE = 1  # snippets by which audio and visual counts may differ (ANet, generic)
 

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from avloc.config import load_config, preset_names
+from avloc.data import load_dataset
 from avloc.data.base import Dataset, Video
 from avloc.data.checks import check_unique, check_video_name, multi_hot
 from avloc.data.generic import ANNOTATION_FILE, FEATURE_DIR
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 SUBSET = {"train": "training", "val": "validation", "test": "testing"}
 
@@ -114,3 +116,14 @@ def convert_to_generic(ds: Dataset, out_dir: str | Path) -> dict[str, int]:
     counts = {SUBSET[s]: len(ds.splits.get(s, [])) for s in SUBSET}
     counts["videos"] = sum(counts.values())
     return counts
+
+
+def convert_dataset(fmt: str, root: str | Path | None, out_dir: str | Path,
+                    config: str | None = None, overrides: list[str] | None = None
+                    ) -> dict[str, int]:
+    """`avloc data convert`: read the `fmt` dataset in `root` (settings: the preset or YAML
+    `config`, else the format's own preset when there is one, then `overrides`) and write it
+    to `out_dir` in the generic layout."""
+    preset = config or (fmt if fmt in preset_names() else None)
+    cfg = load_config(preset, [f"data.format={fmt}", *(overrides or [])])
+    return convert_to_generic(load_dataset(cfg.data, root), out_dir)

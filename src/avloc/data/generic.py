@@ -51,8 +51,8 @@ from avloc.data.checks import (
     require_file,
     snippet_labels_from_segments,
 )
-from avloc.errors import AvlocError
-from avloc.io import read_json
+from avloc.util.errors import AvlocError
+from avloc.util.io import read_json
 
 FEATURE_DIR = "features"
 ANNOTATION_FILE = "annotations.json"

@@ -31,8 +31,8 @@ import numpy as np
 from avloc.config import DataConfig
 from avloc.data.checks import check_duration, check_video_name
 from avloc.data.generic import ANNOTATION_FILE, FEATURE_DIR, TASKS, parse_generic
-from avloc.errors import AvlocError, first_line, plural
-from avloc.io import read_json, write_json_atomic
+from avloc.util.errors import AvlocError, first_line, plural
+from avloc.util.io import read_json, write_json_atomic
 
 # first fields of a header line (LLP: filename; AudioSet's comment header: # YTID)
 HEADER_NAMES = {"video", "videos", "filename", "file", "name", "id", "video_id", "vid",

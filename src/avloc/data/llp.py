@@ -40,7 +40,7 @@ import numpy as np
 from avloc.config import DataConfig
 from avloc.data.base import Annotation, Dataset, Segment, Video
 from avloc.data.checks import align_av, check_feature_dims, features_2d, require_file
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 # the class order of the official code (ids_to_multinomial, main_avvp.eval)
 LLP_CLASSES = [
@@ -244,7 +244,7 @@ def per_second(x: np.ndarray, where: str, what: str) -> np.ndarray:
 
 
 def _npy(path: Path, clip: str, what: str) -> np.ndarray:
-    from avloc.io import load_npy
+    from avloc.util.io import load_npy
 
     return features_2d(load_npy(path), f"{path}: clip {clip}", what)
 

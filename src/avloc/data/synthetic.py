@@ -38,6 +38,8 @@ Background-only training videos (like AVE's "noisy" set) have no event at all.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from avloc.config import DataConfig
@@ -191,8 +193,9 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], cfg: DataConfig) ->
     return out
 
 
-def make_synthetic(cfg: DataConfig) -> Dataset:
-    """Generate the dataset; the same settings always give the same arrays."""
+def make_synthetic(cfg: DataConfig, root: Path | None = None) -> Dataset:
+    """Generate the dataset; the same settings always give the same arrays (`root`, the
+    formats table's reader argument, is not used: nothing is read)."""
     rng = np.random.default_rng(cfg.synth_seed)
     protos = _Prototypes(cfg, rng)
     classes = [f"event{c:02d}" for c in range(cfg.synth_classes)]

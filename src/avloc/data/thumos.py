@@ -60,8 +60,8 @@ from avloc.data.wtalc import (
     split_videos,
     write_gt,
 )
-from avloc.errors import AvlocError
-from avloc.io import load_npy, read_json
+from avloc.util.errors import AvlocError
+from avloc.util.io import load_npy, read_json
 
 THUMOS_WTALC = WtalcLayout("thumos14", "Thumos14reduced", {"validation": "train", "test": "test"},
                            audio_required=False, segments_inside=False)

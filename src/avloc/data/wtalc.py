@@ -14,7 +14,7 @@ Features, in DIR, per-video arrays in `videoname` order:
   ActivityNet; optional for THUMOS, whose W-TALC release is visual only: without it the
   videos get (T, 0) audio and the visual-only model is trained.
 
-These object arrays are pickles: `avloc.io.load_npy` reads them with an unpickler that
+These object arrays are pickles: `avloc.util.io.load_npy` reads them with an unpickler that
 builds only NumPy arrays, numbers and strings, so a crafted file cannot run code.
 
 Video ids are the YouTube ids of `url` (the keys of the official ground truth JSON and
@@ -47,8 +47,8 @@ from avloc.data.checks import (
     multi_hot,
     require_file,
 )
-from avloc.errors import AvlocError
-from avloc.io import load_npy, write_json_atomic
+from avloc.util.errors import AvlocError
+from avloc.util.io import load_npy, write_json_atomic
 
 REQUIRED = ("classlist", "subset", "videoname", "duration", "segments", "labels")
 

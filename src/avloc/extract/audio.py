@@ -11,10 +11,9 @@ import numpy as np
 import torch
 
 from avloc.extract import melspec
-from avloc.extract.backends import WEIGHT_FILES
 from avloc.extract.grid import pool_patches
 from avloc.extract.nets import VGGish
-from avloc.extract.weights import load_state_dict, resolve_weights
+from avloc.extract.weights import WEIGHT_FILES, load_state_dict, resolve_weights
 
 VGGISH_SOURCE = "torchvggish's vggish-10086976.pth, renamed"
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from avloc.errors import AvlocError
+from avloc.extract.weights import WEIGHT_FILES
+from avloc.util.errors import AvlocError
 
 if TYPE_CHECKING:
     from avloc.extract.audio import AudioBackend
@@ -20,8 +21,6 @@ DEFAULT_AUDIO = "yamnet"
 DEFAULT_VISUAL = "efficientnet_lite0"
 AUDIO_BACKENDS = ("yamnet", "vggish", "rms")
 VISUAL_BACKENDS = ("efficientnet_lite0", "resnet152", "meanrgb")
-# the back-ends whose weights the user supplies, and the file looked for in $AVLOC_WEIGHTS
-WEIGHT_FILES = {"vggish": "vggish.pth", "resnet152": "resnet152.pth"}
 # Feature sizes, known without loading a network (e.g. to check a checkpoint's inputs).
 DIMS = {"yamnet": 1024, "vggish": 128, "rms": 1,
         "efficientnet_lite0": 1280, "resnet152": 2048, "meanrgb": 3}  # fmt: skip

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from avloc.errors import AvlocError, first_line
 from avloc.extract.grid import num_snippets, sample_times
 from avloc.extract.melspec import SAMPLE_RATE
 from avloc.extract.weights import need
+from avloc.util.errors import AvlocError, first_line
 
 
 @dataclass

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avloc.errors import AvlocError, plural
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
@@ -32,8 +31,9 @@ from avloc.extract.store import (
     setting_differences,
     write_features,
 )
-from avloc.progress import Heartbeat, eta_text, interactive
-from avloc.sharding import parse_shard, select_shard, shard_name
+from avloc.util.errors import AvlocError, plural
+from avloc.util.progress import Heartbeat, eta_text, interactive
+from avloc.util.sharding import parse_shard, select_shard, shard_name
 
 if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
     from avloc.extract.audio import AudioBackend
@@ -50,7 +50,7 @@ class ExtractSummary:
     """What a batch did; `failed` holds (video path, one-line reason)."""
 
     out_dir: Path
-    shard: tuple[int, int]  # (zero-based index, count), avloc.sharding
+    shard: tuple[int, int]  # (zero-based index, count), avloc.util.sharding
     selected: int = 0
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -150,7 +150,7 @@ def extract_folder(
     batch_size: int = 32,
     progress: bool = True,
 ) -> ExtractSummary:
-    """Extract every video of `inputs` (of shard "I/N", counted from 1: avloc.sharding) into
+    """Extract every video of `inputs` (of shard "I/N", counted from 1: avloc.util.sharding) into
     out_dir/<video id>.npz."""
     _check_grid(snippet_seconds, frames_per_snippet)
     check_names(audio_backend, visual_backend, audio_weights, visual_weights)

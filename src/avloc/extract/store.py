@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
-from avloc.io import atomic_open
+from avloc.util.errors import AvlocError
+from avloc.util.io import atomic_open
 
 FORMAT_VERSION = 1
 # Settings that must match for an existing file to count as already extracted.
@@ -23,7 +23,7 @@ SETTING_KEYS = ("audio_backend", "visual_backend", "snippet_seconds", "frames_pe
 
 
 def write_features(path: Path, audio: np.ndarray, visual: np.ndarray, meta: dict) -> None:
-    """Write atomically (`avloc.io.atomic_open`): a kill never leaves a broken .npz."""
+    """Write atomically (`avloc.util.io.atomic_open`): a kill never leaves a broken .npz."""
     with atomic_open(path, "wb") as handle:
         np.savez(
             handle,

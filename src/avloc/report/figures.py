@@ -1,112 +1,25 @@
-"""Figures: class activation sequences (the paper's Fig. 2-4), training curves, attention.
-
-Drawn with matplotlib's object API on the Agg canvas (no display, no global pyplot
-state), saved as PNG (or PDF/SVG by the file's extension). Time axes are in seconds.
+"""Figures of one video and of attention: class activation sequences (the paper's Fig.
+2-4) and the last stage's cross attention. Time axes are in seconds.
 
 - `cas_figure`: for one video and one target class, the ground-truth segments, each
   model's predicted segments and its activation of the class over time as a grey strip
   (darker = higher, as in the paper's Fig. 4), then mu (foreground reliability).
-- `curves_figure`: losses and the validation metric per epoch, one line per variant
-  (mean over seeds, band from the lowest to the highest seed).
 - `attention_figure`: the L x L audio attention A_u of the last cross-attention stage.
+(Training curves: report/curves.py; parsing's event tracks: report/parsing_figures.py.)
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from avloc.data.base import Timing, snippets_in_any
-from avloc.errors import AvlocError
-
-GT_COLOR = "#2ca02c"  # green, as in the paper's Fig. 4
-MODEL_COLORS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b"]  # blue (proposed), orange, ...
-FORMATS = (".png", ".pdf", ".svg")
-LOSS_TITLES = {
-    "loss_loss": "total loss L (Eq. 10)",
-    "loss_mil": "L_mil (multiple instance)",
-    "loss_cas": "L_cas (co-activity similarity)",
-    "loss_cont": "L_cont (foreground continuity)",
-    "loss_pseu": "L_pseu (pseudo localization)",
-}
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=110)
-
-
-def check_output(out: str | Path) -> Path:
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise AvlocError(f"--out {out}: a figure file ends in {', '.join(FORMATS)}")
-    return out
-
-
-def save(fig, out: str | Path) -> Path:
-    out = check_output(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, bbox_inches="tight")
-    return out
-
-
-# ---- runs, data and predictions ----------------------------------------------------------
-@dataclass
-class LoadedRun:
-    label: str
-    model: Any  # AVLocModel in eval mode
-    cfg: Any  # Config
-    ckpt: dict[str, Any]
-
-
-def run_label(run_dir: Path) -> str:
-    """runs/<variant>/seed<k> -> '<variant> (seed k)'; any other folder: its name."""
-    run_dir = Path(run_dir)
-    if run_dir.name.startswith("seed") and run_dir.name[4:].isdigit():
-        return f"{run_dir.parent.name} (seed {run_dir.name[4:]})"
-    return run_dir.name
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """A run's model, with its tuned post-processing (RUN/localize.yaml) when it has one,
-    so the predicted segments drawn are those `avloc eval` scores."""
-    from avloc.tune import load_tuned_model
-
-    m = load_tuned_model(run_dir)
-    return LoadedRun(run_label(Path(run_dir)), m.model, m.cfg, m.ckpt)
-
-
-def load_data(run: LoadedRun, data_root: str | Path | None, others: Sequence[LoadedRun] = ()):
-    """The dataset the run was trained on (its stored data settings), checked against it."""
-    from avloc.checkpoint import check_compatible
-    from avloc.data import load_dataset
-
-    ds = load_dataset(run.cfg.data, data_root)
-    for r in (run, *others):
-        check_compatible(ds, r.ckpt, r.label)
-    return ds
-
-
-def find_video(ds, vid: str) -> tuple[Any, str]:
-    for split, videos in ds.splits.items():
-        for v in videos:
-            if v.vid == vid:
-                return v, split
-    some = ", ".join(v.vid for v in ds.splits.get("test", [])[:3])
-    raise AvlocError(f"video {vid!r}: not in the data (test videos are named like {some})")
-
-
-def predict_one(run: LoadedRun, video) -> Any:
-    from avloc.predict import predict
-
-    return predict(run.model, [video])[0]
+from avloc.report.loaded import LoadedRun, find_video, predict_one
+from avloc.report.style import GT_COLOR, MODEL_COLORS, new_figure, save
+from avloc.util.errors import AvlocError
 
 
 def target_class(ds, vid: str, p: np.ndarray) -> int:
@@ -129,10 +42,10 @@ def _runs_of(mask: np.ndarray, timing: Timing) -> list[tuple[float, float]]:
 
 def predicted_segments(ds, cfg, pred, target: int) -> list[tuple[float, float]]:
     """Event data: runs of snippets whose argmax is the class; action data: the W-TALC
-    segments of the class (avloc.segments.segments_from_cas), as the evaluation makes them."""
+    segments of the class (scoring.segments.segments_from_cas), as the evaluation makes them."""
     if ds.task == "event":
         return _runs_of(pred.p.argmax(axis=1) == target + 1, ds.timing(pred.vid))
-    from avloc.segments import segments_from_cas
+    from avloc.scoring.segments import segments_from_cas
 
     ann = ds.annotations.get(pred.vid)
     segs = segments_from_cas(pred.cas, pred.video_scores(cfg.loss.topk_divisor),
@@ -152,7 +65,7 @@ def pick_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> str:
     truth best (temporal IoU), counting also its gain over the second model when there is
     one: the kind of example the paper's figures show, chosen, not typical. Videos whose
     event covers only part of them come first."""
-    from avloc.predict import predict
+    from avloc.scoring.predict import predict
 
     videos = [v for v in ds.splits.get(split, []) if truth_segments_any(ds, v.vid)]
     if not videos:
@@ -206,7 +119,7 @@ def cas_figure(ds, runs: Sequence[LoadedRun], vid: str, out: str | Path) -> Path
     from matplotlib.patches import Patch
 
     n = len(runs)
-    fig = _figure(10, 1.3 + 1.1 * n + 1.8)
+    fig = new_figure(10, 1.3 + 1.1 * n + 1.8)
     grid = fig.add_gridspec(2 + 2 * n, 2, width_ratios=[60, 1],
                             height_ratios=[0.5] + [0.5, 0.5] * n + [2.0], hspace=0.25)
     ax_gt = fig.add_subplot(grid[0, 0])
@@ -279,7 +192,7 @@ def attention_figure(ds, run: LoadedRun, vid: str, out: str | Path) -> Path:
     target = target_class(ds, vid, pred.p)
     timing = ds.timing(vid)
     start, end = float(timing.at(0)), float(timing.at(video.length))
-    fig = _figure(6.4, 5.6)
+    fig = new_figure(6.4, 5.6)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(attn, cmap="viridis", vmin=0, extent=(start, end, end, start),
                    interpolation="nearest")
@@ -298,129 +211,3 @@ def attention_figure(ds, run: LoadedRun, vid: str, out: str | Path) -> Path:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, frameon=False)
     return save(fig, out)
-
-
-# ---- training curves ---------------------------------------------------------------------
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """log.jsonl, one record per epoch (the last line wins if an epoch was replayed)."""
-    path = Path(run_dir) / "log.jsonl"
-    by_epoch: dict[int, dict[str, Any]] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        raise AvlocError(f"{path}: no training log (is {run_dir} a run folder?)") from None
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
-            by_epoch[record["epoch"]] = record
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def find_runs(paths: Sequence[str | Path]) -> dict[str, list[Path]]:
-    """Run folders grouped by variant: a run folder, a variant folder (seed*/) or an
-    `avloc reproduce` output folder (runs/<variant>/seed*/)."""
-    groups: dict[str, list[Path]] = {}
-    for p in map(Path, paths):
-        if (p / "log.jsonl").is_file():
-            name = p.parent.name if p.name.startswith("seed") else p.name
-            groups.setdefault(name, []).append(p)
-        elif any(p.glob("seed*/log.jsonl")):
-            groups.setdefault(p.name, []).extend(sorted(p.glob("seed*")))
-        elif any(p.glob("runs/*/seed*/log.jsonl")):
-            for run in sorted(p.glob("runs/*/seed*")):
-                if (run / "log.jsonl").is_file():
-                    groups.setdefault(run.parent.name, []).append(run)
-        else:
-            raise AvlocError(f"{p}: no training log here (expected a run folder with "
-                             "log.jsonl, or an `avloc reproduce` output folder)")
-    return groups
-
-
-def _panels(logs: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
-    keys: list[str] = []
-    for runs in logs.values():
-        for records in runs:
-            for r in records:
-                keys += [k for k in r if k not in keys and (k in LOSS_TITLES
-                                                            or k.startswith("val_"))]
-    return [k for k in LOSS_TITLES if k in keys] + [k for k in keys if k.startswith("val_")]
-
-
-def curves_figure(groups: dict[str, list[Path]], out: str | Path, title: str = "") -> Path:
-    from matplotlib.ticker import MaxNLocator
-
-    logs = {name: [read_log(d) for d in dirs] for name, dirs in groups.items()}
-    panels = _panels(logs)
-    if not panels:
-        raise AvlocError("no epochs logged yet in the given runs")
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    fig = _figure(4.2 * cols, 3.0 * rows + 0.8)
-    lines = {}
-    for i, key in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        scale = 100.0 if key.startswith("val_") else 1.0
-        for j, (name, runs) in enumerate(logs.items()):
-            epochs = sorted({r["epoch"] for rec in runs for r in rec if key in r})
-            if not epochs:
-                continue
-            values = [[r[key] * scale for rec in runs for r in rec
-                       if r["epoch"] == e and key in r] for e in epochs]
-            mean = [float(np.mean(v)) for v in values]
-            color = f"C{j % 10}"
-            (line,) = ax.plot(epochs, mean, color=color, lw=1.5, label=name)
-            if max(len(v) for v in values) > 1:
-                ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values],
-                                color=color, alpha=0.15, lw=0)
-            lines[name] = line
-        metric = key[4:].replace("_", " ")
-        ax.set_title(f"validation {metric} (%)" if key.startswith("val_")
-                     else LOSS_TITLES[key] + ("" if key == "loss_loss" else ", unweighted"),
-                     fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"{metric} (%)" if key.startswith("val_") else "loss")
-        ax.grid(alpha=0.3)
-    fig.suptitle(title or "Training curves: mean over seeds, band from lowest to highest seed",
-                 fontsize=11)
-    fig.legend(list(lines.values()), list(lines), loc="lower center",
-               ncol=min(len(lines), 6), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.07 if len(lines) <= 6 else 0.12, 1, 1))
-    return save(fig, out)
-
-
-# ---- the `avloc plot` command -----------------------------------------------------------
-def plot(
-    figure: str, runs: Sequence[str], out: str | Path | None = None,
-    data: str | None = None, video: str | None = None, compare: str | None = None,
-) -> Path:
-    """`avloc plot cas|attention|curves`: one figure from run folders; returns its path."""
-    out = check_output(out or f"{figure}.png")
-    if figure == "curves":
-        path = curves_figure(find_runs(runs), out)
-    else:
-        if len(runs) != 1:
-            raise AvlocError(f"plot {figure}: give one run folder (and --compare for a second)")
-        main = load_run(runs[0])
-        others = [load_run(compare)] if compare and figure == "cas" else []
-        ds = load_data(main, data, others)
-        parsing = ds.task == "parsing"  # LLP: audio and visual event tracks instead of a CAS
-        if parsing:
-            from avloc.report.parsing_figures import parsing_figure, pick_parsing_video
-        vid = video or (pick_parsing_video if parsing else pick_video)(ds, [main, *others])
-        if not video:
-            print(f"video: {vid} (the test video where {main.label} localizes best"
-                  + (f" relative to {others[0].label})" if others and not parsing else ")"))
-        if figure == "cas" and parsing:
-            path = parsing_figure(ds, [main, *others], vid, out)
-        elif figure == "cas":
-            path = cas_figure(ds, [main, *others], vid, out)
-        elif figure == "attention":
-            path = attention_figure(ds, main, vid, out)
-        else:
-            raise AvlocError(f"plot {figure!r}: expected cas, curves or attention")
-    print(f"wrote {path}")
-    return path

@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from avloc.config import (
-    PRESET_DIR,
+    GRID_DIR,
+    RUNTIME,
     Config,
     apply_dict,
     apply_overrides,
@@ -42,18 +41,14 @@ from avloc.config import (
     read_yaml,
     validate,
 )
-from avloc.errors import AvlocError
+from avloc.runs.layout import CONFIG, grid_run_dir, read_saved_settings
+from avloc.util.errors import AvlocError
 
-GRID_DIR = PRESET_DIR / "grids"
 GRID_KEYS = {"title", "description", "base", "settings", "seeds", "reference", "compare",
              "paper", "layout", "task", "variants"}
 VARIANT_KEYS = {"name", "settings", "group", "paper"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SCORED_BY = {"event": "snippet accuracy", "action": "mAP", "parsing": "parsing F-scores"}
-# settings that change how a run executes, not what it computes: a finished run made
-# with other values is still the same experiment
-RUNTIME_SETTINGS = {("train", "device"), ("train", "progress"), ("train", "progress_minutes"),
-                    ("train", "tensorboard"), ("train", "threads")}
 
 
 @dataclass
@@ -200,7 +195,7 @@ def parse_grid(raw: Any, source: str, name: str, folder: Path) -> Grid:
 
 
 def load_grid(name_or_path: str) -> Grid:
-    """A grid preset (table1, table2, table5) or a YAML file."""
+    """A grid preset (`grid_names()`: table1, table2, table5, parsing) or a YAML file."""
     path = find_grid(name_or_path)
     return parse_grid(read_yaml(path), str(path), path.stem, path.parent)
 
@@ -269,15 +264,15 @@ def plan_runs(
         for seed in seed_list:
             run_cfg = copy.deepcopy(cfg)
             run_cfg.train.seed = seed
-            specs.append(RunSpec(v.name, seed, out / "runs" / v.name / f"seed{seed}", run_cfg))
+            specs.append(RunSpec(v.name, seed, grid_run_dir(out, v.name, seed), run_cfg))
     return specs
 
 
 def runtime_overrides(cfg: Config) -> list[str]:
     """The runtime settings of `cfg` as KEY=VALUE, which a resumed run takes on (a partial
     run of an earlier call continues with this call's train.tensorboard, device, ...)."""
-    return [f"{section}.{name}={json.dumps(getattr(getattr(cfg, section), name))}"
-            for section, name in sorted(RUNTIME_SETTINGS)]
+    return [f"{key}={json.dumps(getattr(getattr(cfg, key.split('.')[0]), key.split('.')[1]))}"
+            for key in sorted(RUNTIME)]
 
 
 def varying_settings(grid: Grid) -> list[str]:
@@ -311,7 +306,7 @@ def check_data(grid: Grid, specs: list[RunSpec], data_root: str | Path | None) -
     """
     from avloc.data import load_dataset
     from avloc.data.checks import check_head
-    from avloc.evaluate import selection_metric
+    from avloc.scoring.evaluate import selection_metric
 
     datasets: dict[str, Any] = {}
     for spec in specs:
@@ -342,27 +337,28 @@ def check_data(grid: Grid, specs: list[RunSpec], data_root: str | Path | None) -
     return datasets
 
 
-def _flatten(d: dict[str, Any]) -> dict[tuple[str, str], Any]:
-    return {(s, k): v for s, entries in d.items() if isinstance(entries, dict)
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, entries in d.items() if isinstance(entries, dict)
             for k, v in entries.items()}
 
 
 def check_run_folders(specs: list[RunSpec]) -> None:
-    """A run folder left by an earlier call must hold the same experiment."""
+    """A run folder left by an earlier call must hold the same experiment: only settings
+    that never change a result (config.RUNTIME) may differ."""
     for spec in specs:
-        saved = spec.dir / "config.yaml"
-        if not saved.is_file():
+        if not (spec.dir / CONFIG).is_file():
             continue
         try:
-            old = _flatten(yaml.safe_load(saved.read_text()) or {})
-        except (OSError, yaml.YAMLError):
-            raise AvlocError(f"{saved}: unreadable; delete {spec.dir} to run it again") from None
+            old = _flatten(read_saved_settings(spec.dir))
+        except AvlocError:
+            raise AvlocError(f"{spec.dir / CONFIG}: unreadable; delete {spec.dir} to run it "
+                             "again") from None
         new = _flatten(spec.cfg.to_dict())
         for key in new:
-            if key in RUNTIME_SETTINGS or old.get(key, new[key]) == new[key]:
+            if key in RUNTIME or old.get(key, new[key]) == new[key]:
                 continue
             raise AvlocError(
-                f"{spec.dir}: was made with setting {'.'.join(key)}={old[key]!r}, the grid "
+                f"{spec.dir}: was made with setting {key}={old[key]!r}, the grid "
                 f"now gives {new[key]!r}; delete that folder or use another --out"
             )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avloc.metrics import TIOU_KEYS
+from avloc.scoring.metrics import TIOU_KEYS
 
 # paper datasets, by the setting data.format that reads them
 DATASETS = {"ave": "AVE", "anet12": "ActivityNet 1.2"}

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
-from avloc.report.figures import GT_COLOR, MODEL_COLORS, LoadedRun, _figure, find_video, save
+from avloc.report.loaded import LoadedRun, find_video
+from avloc.report.style import GT_COLOR, MODEL_COLORS, new_figure, save
+from avloc.util.errors import AvlocError
 
 MODALITIES = ("audio", "visual")
 TITLES = {"audio": "audio events (heard)", "visual": "visual events (seen)"}
@@ -48,7 +49,7 @@ def _draw(tracks: list[tuple[str, str, list[dict[str, Any]]]], title: str, durat
     classes = sorted({e["label"] for _, _, events in tracks for e in events})
     if not classes:
         classes = ["(no event)"]
-    fig = _figure(10, 2.0 + 0.55 * len(classes) * 2)
+    fig = new_figure(10, 2.0 + 0.55 * len(classes) * 2)
     axes = fig.subplots(2, 1, sharex=True)
     for ax, modality in zip(axes, MODALITIES, strict=True):
         _tracks(ax, tracks, classes, duration, modality)
@@ -69,8 +70,8 @@ def truth_events(ds, vid: str) -> list[dict[str, Any]]:
 
 def predicted_events(ds, run: LoadedRun, video) -> list[dict[str, Any]]:
     """The run's decided events of one video, with the thresholds its settings give."""
-    from avloc.predict import predict
-    from avloc.segments import parsing_events
+    from avloc.scoring.predict import predict
+    from avloc.scoring.segments import parsing_events
 
     pred = predict(run.model, [video])[0]
     if pred.audio is None:
@@ -93,8 +94,8 @@ def pick_parsing_video(ds, runs: Sequence[LoadedRun], split: str = "test") -> st
     """A video of `split` with an event heard but not seen or seen but not heard, where the
     first model's segment-level Type@AV is high and the ground truth rich: the largest
     Type@AV + 0.05 per annotated event (an illustration, chosen, not typical)."""
-    from avloc.evaluate import parsing_metrics
-    from avloc.predict import predict
+    from avloc.scoring.evaluate import parsing_metrics
+    from avloc.scoring.predict import predict
 
     videos = [v for v in ds.splits.get(split, []) if _modality_specific(truth_events(ds, v.vid))]
     if not videos:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from avloc.errors import AvlocError
-from avloc.io import write_json_atomic
+from avloc.report.curves import curves_figure
+from avloc.report.figures import attention_figure, cas_figure, pick_video
 from avloc.report.grid import (
     Grid,
     RunSpec,
@@ -27,8 +27,10 @@ from avloc.report.grid import (
     load_grid,
     plan_runs,
 )
+from avloc.report.loaded import load_run
 from avloc.report.paper import DATASETS
-from avloc.report.runner import Interrupted, RunResult, run_grid, run_state
+from avloc.report.parsing_figures import parsing_figure, pick_parsing_video
+from avloc.report.runner import Interrupted, RunResult, run_grid
 from avloc.report.tables import (
     METRIC_LABELS,
     build_report,
@@ -37,7 +39,10 @@ from avloc.report.tables import (
     metric_value,
     write_report,
 )
-from avloc.sharding import parse_shard, select_shard
+from avloc.runs.layout import run_state
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
+from avloc.util.sharding import parse_shard, select_shard
 
 
 def reproduce(
@@ -47,7 +52,7 @@ def reproduce(
 ) -> Path | None:
     """Run (or continue) a grid and write its report; returns report.md's path.
 
-    With `shard` ("I/N", counted from 1: avloc.sharding) only that share of the runs is
+    With `shard` ("I/N", counted from 1: avloc.util.sharding) only that share of the runs is
     trained and no report is written;
     `report_only` writes the report from whatever runs have finished. `out` defaults to
     runs/<grid name>.
@@ -162,8 +167,6 @@ def _first_finished(specs: list[RunSpec], variant: str, seed: int | None = None)
 def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[dict[str, str]]:
     """Training curves of every variant, and for the reference model (its lowest finished
     seed): the class activation figure beside the comparison model, and its attention."""
-    from avloc.report import figures as F
-
     folder = out / "figures"
     made: list[dict[str, str]] = []
     finished = [s for s in specs if run_state(s.dir) == "done"]
@@ -172,7 +175,7 @@ def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[di
     groups: dict[str, list[Path]] = {}
     for s in finished:
         groups.setdefault(s.variant, []).append(s.dir)
-    F.curves_figure(groups, folder / "curves.png", f"{g.title}: training curves (mean over "
+    curves_figure(groups, folder / "curves.png", f"{g.title}: training curves (mean over "
                     "seeds, band from lowest to highest seed)")
     made.append({"path": "figures/curves.png", "title": "Training curves",
                  "caption": "Losses (unweighted parts of Eq. 10, and the weighted total) and "
@@ -181,15 +184,15 @@ def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[di
     ref = _first_finished(specs, g.reference or g.variants[0].name)
     if ref is None:
         return made
-    main = F.load_run(ref.dir)
+    main = load_run(ref.dir)
     comp = _first_finished(specs, g.compare, ref.seed) if g.compare else None
-    runs = [main] + ([F.load_run(comp.dir)] if comp else [])
+    runs = [main] + ([load_run(comp.dir)] if comp else [])
     if ds.task == "parsing":
         vid = _parsing_figure(ds, runs, folder, made)
     else:
         vid = _cas_figure(ds, runs, folder, made)
     if ref.cfg.model.stages > 0:
-        F.attention_figure(ds, main, vid, folder / "attention.png")
+        attention_figure(ds, main, vid, folder / "attention.png")
         made.append({
             "path": "figures/attention.png", "title": "Cross attention",
             "caption": f"{main.label} on {vid}: the audio attention A_u of the last "
@@ -201,10 +204,8 @@ def report_figures(g: Grid, specs: list[RunSpec], ds: Any, out: Path) -> list[di
 
 def _cas_figure(ds: Any, runs: list, folder: Path, made: list[dict[str, str]]) -> str:
     """The class activation figure of the reference model (and the comparison model)."""
-    from avloc.report import figures as F
-
-    vid = F.pick_video(ds, runs)
-    F.cas_figure(ds, runs, vid, folder / "cas.png")
+    vid = pick_video(ds, runs)
+    cas_figure(ds, runs, vid, folder / "cas.png")
     versus = f" relative to {runs[1].label}" if len(runs) > 1 else ""
     made.append({
         "path": "figures/cas.png", "title": "Class activation sequence",
@@ -219,8 +220,6 @@ def _cas_figure(ds: Any, runs: list, folder: Path, made: list[dict[str, str]]) -
 
 def _parsing_figure(ds: Any, runs: list, folder: Path, made: list[dict[str, str]]) -> str:
     """Parsing data: the audio and visual event tracks of the reference (and comparison)."""
-    from avloc.report.parsing_figures import parsing_figure, pick_parsing_video
-
     vid = pick_parsing_video(ds, runs)
     parsing_figure(ds, runs, vid, folder / "events.png")
     made.append({

@@ -15,7 +15,6 @@ several GPUs each worker sees one of them (CUDA_VISIBLE_DEVICES).
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -27,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avloc.cpus import usable_cpus
-from avloc.errors import AvlocError
 from avloc.report.grid import RunSpec, data_key, runtime_overrides
-from avloc.signals import terminate_as_interrupt
-
-RUN_FILES = ("config.yaml", "last.pt", "last.pt.prev", "best.pt")
+from avloc.runs.layout import TRAIN_LOG, read_metrics, run_state
+from avloc.util.cpus import usable_cpus
+from avloc.util.errors import AvlocError
+from avloc.util.signals import terminate_as_interrupt
 
 
 @dataclass
@@ -48,22 +46,6 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM: the runs in progress saved a checkpoint and stopped."""
 
 
-def run_state(run_dir: Path) -> str:
-    """done | partial | new, read off the files in the run folder."""
-    if (run_dir / "metrics.json").is_file():
-        return "done"
-    if any((run_dir / name).exists() for name in RUN_FILES):
-        return "partial"
-    return "new"
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def train_run(spec: RunSpec, data_root: str | Path | None, dataset: Any = None) -> dict[str, Any]:
     """Train, resume or just read one run; its console output goes to train.log."""
     from avloc.train import resume, train
@@ -72,7 +54,7 @@ def train_run(spec: RunSpec, data_root: str | Path | None, dataset: Any = None) 
     if state == "done":
         return read_metrics(spec.dir) or {}
     spec.dir.mkdir(parents=True, exist_ok=True)
-    with open(spec.dir / "train.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
+    with open(spec.dir / TRAIN_LOG, "a") as log, redirect_stdout(log), redirect_stderr(log):
         verb = "resumed" if state == "partial" else "started"
         print(f"# avloc reproduce: {spec.key} {verb} {time.strftime('%Y-%m-%d %H:%M:%S')}",
               flush=True)

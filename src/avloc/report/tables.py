@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avloc.io import write_json_atomic, write_text_atomic
-from avloc.metrics import TIOU_KEYS, parse_tiou, range_averages, tiou_keys
+from avloc.config import parse_tiou
 from avloc.report.grid import Grid, RunSpec, varying_settings
 from avloc.report.paper import DATASETS, PAPER_TABLES, paper_numbers, table4_numbers
-from avloc.report.runner import read_metrics
+from avloc.runs.layout import read_metrics
+from avloc.scoring.metrics import TIOU_KEYS, range_averages, tiou_keys
+from avloc.util.io import write_json_atomic, write_text_atomic
 
 EVENT_COLUMNS = [("accuracy", "Accuracy (%)")]
 # LLP parsing: the official code's five numbers at each level (F-scores, %)
@@ -56,7 +57,7 @@ def runs_tiou_keys(specs: list[RunSpec]) -> list[str]:
 
 
 def headline(task: str) -> str:
-    from avloc.evaluate import AUTO_METRIC
+    from avloc.scoring.evaluate import AUTO_METRIC
 
     return AUTO_METRIC[task]
 

@@ -14,8 +14,9 @@ avloc.data.checks, checkpoint files in avloc.checkpoint.
 from avloc.train.distributed import Dist, setup_distributed
 from avloc.train.finite import FiniteChecks
 from avloc.train.loop import Trainer
-from avloc.train.start import fit_modality, resume, train
+from avloc.train.start import fit_modality, resume, train, train_command
 
 __all__ = [
     "Dist", "FiniteChecks", "Trainer", "fit_modality", "resume", "setup_distributed", "train",
+    "train_command",
 ]

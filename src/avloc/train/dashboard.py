@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from avloc.data.base import Dataset
-from avloc.errors import AvlocError
-from avloc.predict import VideoPrediction
+from avloc.scoring.predict import VideoPrediction
+from avloc.util.errors import AvlocError
 
 FOLDER = "tensorboard"
 CAS_VIDEOS = 3  # validation videos drawn at each evaluation

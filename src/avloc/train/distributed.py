@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 
 @dataclass

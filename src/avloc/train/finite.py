@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from avloc.errors import AvlocError
+from avloc.runs.state import rng_state, set_rng_state
 from avloc.train.distributed import any_rank
-from avloc.train.run_folder import rng_state, set_rng_state
+from avloc.util.errors import AvlocError
 
 if TYPE_CHECKING:
     from avloc.data.base import Video
-    from avloc.train.run_folder import Progress
+    from avloc.runs.state import Progress
 
 
 class ReplayCheckedSteps(Exception):

@@ -28,25 +28,18 @@ from avloc.data.batching import (
     crop_length,
     load_share,
 )
-from avloc.errors import AvlocError
-from avloc.evaluate import (
-    evaluate_split,
-    metric_value,
-    missing_classes_note,
-    selection_metric,
-)
-from avloc.losses import parsing_total_loss, total_loss
-from avloc.model import DTYPES, build_model, full_precision
-from avloc.progress import Heartbeat, eta_text, interactive
-from avloc.signals import StopRequested, stop_requests
+from avloc.losses import training_loss
+from avloc.model import DTYPES, build_model
+from avloc.runs.state import Progress, RunFolder
+from avloc.scoring.evaluate import evaluate_split, metric_value, selection_metric
+from avloc.scoring.reports import missing_classes_note
 from avloc.train import distributed
 from avloc.train.dashboard import Dashboard
 from avloc.train.distributed import Dist
 from avloc.train.finite import FiniteChecks, ReplayCheckedSteps, nonfinite_error
-from avloc.train.run_folder import (
-    Progress,
-    RunFolder,
-)
+from avloc.util.errors import AvlocError
+from avloc.util.progress import Heartbeat, eta_text, interactive
+from avloc.util.signals import StopRequested, stop_requests
 
 
 class Trainer:
@@ -124,9 +117,8 @@ class Trainer:
         amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp)
         with self.rank_dropout(), amp:
             out = self.net(batch.audio, batch.visual, batch.mask)
-        out = {k: full_precision(v) for k, v in out.items()}
-        loss_fn = parsing_total_loss if self.cfg.model.head == "parsing" else total_loss
-        loss, parts = loss_fn(out, batch.mask, batch.labels, self.cfg.loss, batch.casl_classes)
+        loss, parts = training_loss(out.full_precision(), batch.mask, batch.labels,
+                                    self.cfg.loss, batch.casl_classes)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         what = self.finite.after_backward(loss, self.model)

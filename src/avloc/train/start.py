@@ -4,14 +4,14 @@ it, then score validation and test with the best checkpoint into metrics.json.""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from avloc.config import Config
-from avloc.cpus import use_threads
+from avloc.config import RESUMABLE, Config, apply_overrides, load_config, validate
 from avloc.data import Dataset, load_dataset
 from avloc.data.checks import (
     check_head,
@@ -19,22 +19,18 @@ from avloc.data.checks import (
     no_background_note,
     no_validation_note,
 )
-from avloc.errors import AvlocError
-from avloc.evaluate import run_summary, score_with_best
-from avloc.io import write_json_atomic
-from avloc.signals import StopRequested
+from avloc.runs.layout import read_run_config, remembered_data_root
+from avloc.runs.state import Progress, RunFolder, seed_generators
+from avloc.scoring.eval_run import score_with_best
+from avloc.scoring.reports import run_summary
 from avloc.train import distributed
 from avloc.train.dashboard import require_tensorboard
 from avloc.train.distributed import Dist
 from avloc.train.loop import Trainer
-from avloc.train.run_folder import (
-    RunFolder,
-    check_epochs,
-    read_run_config,
-    remembered_data_root,
-    resume_settings,
-    seed_generators,
-)
+from avloc.util.cpus import use_threads
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
+from avloc.util.signals import StopRequested
 
 
 def train(
@@ -60,10 +56,10 @@ def resume(
     """Continue the run in `out` from its last checkpoint, with its own settings
     (config.yaml) and data (the folder it started on, unless `data_root` names another);
     a run killed before its first checkpoint starts over. `overrides` (KEY=VALUE) may change
-    how long and how it goes on (`run_folder.RESUMABLE`: train.epochs extends a finished
-    run); others are refused. Returns the metrics."""
+    how long and how it goes on (config.RESUMABLE: train.epochs extends a finished run);
+    others are refused. Returns the metrics."""
     out = Path(out)
-    saved = read_run_config(out)
+    saved = read_run_config(out, "to resume")
     cfg = resume_settings(saved, overrides or [], out)
     data_root = data_root if data_root is not None else remembered_data_root(out)
     d, device = distributed.setup_distributed(cfg.train.device)
@@ -80,6 +76,23 @@ def resume(
                   f"to train (to train longer: avloc train --resume {out} train.epochs=N)",
                   flush=True)
         return _fit_and_score(trainer)
+
+
+def train_command(config: str | None, data: str | Path | None, out: str | Path | None,
+                  resume_dir: str | Path | None, overrides: list[str]) -> dict[str, Any]:
+    """`avloc train`: a new run in `out` with the preset or YAML `config` (default ave) and
+    `overrides`, or with `resume_dir`, that run continued (its folder and settings kept:
+    `overrides` may change only how long and how it goes on)."""
+    if resume_dir:
+        for flag, value in (("--config", config), ("--out", out)):
+            if value:
+                raise AvlocError(f"{flag} with --resume: the run keeps its folder and settings "
+                                 f"({resume_dir}/config.yaml); give changes as KEY=VALUE, "
+                                 "e.g. train.epochs=60")
+        return resume(Path(resume_dir), data, overrides=overrides)
+    if not out:
+        raise AvlocError("train: --out RUN_DIR is required (or --resume RUN_DIR)")
+    return train(load_config(config or "ave", overrides), data, Path(out))
 
 
 def fit_modality(cfg: Config, ds: Dataset, say: bool = True) -> Config:
@@ -141,3 +154,27 @@ def _fit_and_score(trainer: Trainer) -> dict[str, Any]:
     write_json_atomic(trainer.out / "metrics.json", metrics)
     print(run_summary(metrics, trainer.ds.task, trainer.out), flush=True)
     return metrics
+
+
+def resume_settings(saved: Config, overrides: list[str], out: Path) -> Config:
+    """The run's settings with `overrides` applied; a change to a setting that is not
+    resumable (config.RESUMABLE: how long and how a run goes on, never what a step
+    computes) is refused in one line (it would make the continued run another experiment)."""
+    cfg = validate(apply_overrides(copy.deepcopy(saved), overrides))
+    old, new = saved.to_dict(), cfg.to_dict()
+    for section, values in new.items():
+        for name, value in values.items():
+            key = f"{section}.{name}"
+            if value != old[section][name] and key not in RESUMABLE:
+                raise AvlocError(f"--resume {out}: setting {key} cannot change in a run "
+                                 f"(it is {old[section][name]!r}); start a new run with --out, "
+                                 f"or change only {', '.join(RESUMABLE)}")
+    return cfg
+
+
+def check_epochs(cfg: Config, progress: Progress, out: Path) -> None:
+    """train.epochs given on --resume may extend a run, never cut off what it has done."""
+    done = progress.epoch + (1 if progress.batch else 0)
+    if cfg.train.epochs < done:
+        raise AvlocError(f"setting train.epochs={cfg.train.epochs}: {out} has already trained "
+                         f"{'into ' if progress.batch else ''}epoch {done}")

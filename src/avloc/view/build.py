@@ -28,8 +28,8 @@ from urllib.parse import quote
 import numpy as np
 
 from avloc.data.base import Timing
-from avloc.errors import AvlocError
-from avloc.results import CAS_DIR, GROUND_TRUTH_FILE, RESULTS_FILE, CasRecord, read_cas
+from avloc.scoring.results import CAS_DIR, GROUND_TRUTH_FILE, RESULTS_FILE, CasRecord, read_cas
+from avloc.util.errors import AvlocError
 from avloc.view.tracks import (
     Detections,
     Truth,
@@ -46,8 +46,8 @@ ASSETS = ("index.html", "view.js", "view.css", "echarts.min.js", "echarts-LICENS
 def _read_results(out: Path) -> tuple[dict[str, Detections], Any, dict[str, Any]]:
     """{video: detections} in the file's order, the checked Predictions, and what made the
     file (its "avloc" entry)."""
-    from avloc.anet_json import made_by, parse_predictions
-    from avloc.io import read_json
+    from avloc.scoring.anet_json import made_by, parse_predictions
+    from avloc.util.io import read_json
 
     path = out / RESULTS_FILE
     if not path.is_file():
@@ -72,7 +72,7 @@ def _read_results(out: Path) -> tuple[dict[str, Detections], Any, dict[str, Any]
 
 def _read_truth(gt: str | Path | None, out: Path, videos: Sequence[str]) -> Any:
     """The ground truth of the shown videos (all subsets), or None."""
-    from avloc.anet_json import GroundTruth, read_ground_truth
+    from avloc.scoring.anet_json import GroundTruth, read_ground_truth
 
     path = Path(gt) if gt else out / GROUND_TRUTH_FILE
     if gt is None and not path.is_file():
@@ -120,7 +120,7 @@ def _row(vid: str, n: int, det: Detections, truth: Truth | None, v: VideoView,
 
 def _per_class(gt: Any, preds: Any, tiou: np.ndarray) -> dict[str, Any]:
     """Per-class AP over the shown videos (the official evaluator's procedure)."""
-    from avloc.metrics import detection_map, tiou_keys
+    from avloc.scoring.metrics import detection_map, tiou_keys
 
     m = detection_map(gt, preds, tiou, unknown_labels="drop")
     counts = dict(zip(*np.unique(gt.label.astype(str), return_counts=True), strict=True))
@@ -146,7 +146,7 @@ def build_view(out: str | Path, gt: str | Path | None = None,
                diagnose_tiou: float = 0.5) -> tuple[Path, int]:
     """Write OUT/view/ (replacing an older one only once the new one is complete); return
     the index.html path and the number of videos."""
-    from avloc.metrics import parse_tiou
+    from avloc.config import parse_tiou
 
     out = Path(out)
     if not out.is_dir():
@@ -236,9 +236,9 @@ def _write_videos(tmp: Path, view: Path, dets: dict[str, Detections], truth: Any
 
 
 def _parsing_scores(truth: Any, preds: Any, seconds: float) -> dict[str, Any] | None:
-    """The LLP F-scores of the shown videos (avloc.score_files); None when the ground truth
+    """The LLP F-scores of the shown videos (avloc.scoring.score_files); None when the ground truth
     names no modality."""
-    from avloc.score_files import parsing_file_scores
+    from avloc.scoring.score_files import parsing_file_scores
 
     if truth.modality is None or preds.modality is None:
         return None
@@ -256,7 +256,7 @@ def _summary(task: str, rows: list[dict[str, Any]], parsing: dict[str, Any] | No
     """The numbers over the shown videos: the LLP F-scores (parsing), the pooled snippet
     accuracy (event: the AVE protocol); detection's mAP is `ap`."""
     if parsing is not None:
-        from avloc.metrics.parsing import LEVELS, SUMMARIES
+        from avloc.scoring.metrics.parsing import LEVELS, SUMMARIES
 
         return {level: {k: parsing[level][k] for k in SUMMARIES} for level in LEVELS}
     scored = [r["scores"] for r in rows if "accuracy" in r["scores"]]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from avloc.metrics import segment_iou
+from avloc.scoring.metrics import segment_iou
 
 KINDS = ("tp", "boundaries", "wrong_class", "false_positive")
 LOW_TIOU = 0.1  # DETAD: below this a detection overlaps nothing

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from avloc.data.base import Timing, snippets_in
-from avloc.results import CasRecord
+from avloc.scoring.results import CasRecord
 from avloc.view.diagnose import diagnose
 
 HEAT_CLASSES = 8  # rows of an activation heat map: the classes a reader cares about first
@@ -163,7 +163,7 @@ def detection_view(det: Detections, truth: Truth | None, rec: CasRecord | None, 
 def snippet_hits(rec: CasRecord, truth: Truth) -> tuple[int, int]:
     """AVE protocol on one video: snippets whose argmax over C + 1 (0 = background) is the
     true label (a snippet whose start lies in a segment has its class), and snippets."""
-    from avloc.segments import argmax_labels
+    from avloc.scoring.segments import argmax_labels
 
     labels = np.zeros(len(rec.cas), np.int64)  # (T,) background
     for (s, e), c in zip(truth.segment, truth.label, strict=True):
@@ -177,7 +177,7 @@ def parsing_view(det: Detections, truth: Truth | None, rec: CasRecord | None,
     """Parsing models: per modality, the true and predicted events as the LLP protocol sees
     them (runs of segments on the grid), each judged by its event-level rule, and the
     probabilities; `scores`: the video's F-scores."""
-    from avloc.metrics.parsing import event_matches
+    from avloc.scoring.metrics.parsing import event_matches
 
     classes = sorted({*det.label, *(truth.label if truth else [])}) or ["(none)"]
     pred = _matrices(det.segment, det.label, det.modality, classes, length, timing)
@@ -220,7 +220,7 @@ def _matrices(segment: np.ndarray, label: list[str], modality: list[str], classe
               length: int, timing: Timing) -> tuple[np.ndarray, np.ndarray]:
     """(C, T) audio and visual 0/1 matrices of events (segments.truth_matrices)."""
     from avloc.data.base import Segment
-    from avloc.segments import truth_matrices
+    from avloc.scoring.segments import truth_matrices
 
     segments = [Segment(float(s), float(e), c, m)
                 for (s, e), c, m in zip(segment, label, modality, strict=True)]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 
 def _pooled(truth: Sequence[np.ndarray]) -> np.ndarray:

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.anet_json import (
-    TOLERANCE_S,
+from avloc.config.values import parse_tiou
+from avloc.scoring.anet_json import (
     GroundTruth,
     Predictions,
     beyond_duration,
@@ -48,7 +48,7 @@ from avloc.anet_json import (
     read_ground_truth,
     read_predictions,
 )
-from avloc.errors import AvlocError, plural
+from avloc.util.errors import AvlocError
 
 # ActivityNet's thresholds 0.50, 0.55, ..., 0.95: eval.tiou's default "0.5:0.95:0.05"
 TIOU = np.linspace(0.5, 0.95, 10)
@@ -60,30 +60,6 @@ def tiou_keys(thresholds: Sequence[float] | np.ndarray) -> list[str]:
 
 
 TIOU_KEYS = tuple(tiou_keys(TIOU))  # "0.50" ... "0.95": the columns of the paper's tables
-
-
-def parse_tiou(text: str, where: str = "setting eval.tiou") -> np.ndarray:
-    """tIoU thresholds from "START:STOP:STEP" (STOP included) or "a,b,c".
-
-    A range is `np.linspace(START, STOP, n)`, the form the official code uses, so the
-    default "0.5:0.95:0.05" is bit-identical to its `np.linspace(0.5, 0.95, 10)`.
-    """
-    text = str(text).strip()
-    try:
-        if ":" in text:
-            start, stop, step = (float(x) for x in text.split(":"))
-            n = round((stop - start) / step) + 1 if step > 0 else 0
-            if n < 1 or abs(start + (n - 1) * step - stop) > 1e-9:
-                raise ValueError
-            values = np.linspace(start, stop, n)
-        else:
-            values = np.array([float(x) for x in text.split(",")])
-    except ValueError:
-        raise AvlocError(f"{where}={text!r}: expected START:STOP:STEP (e.g. 0.1:0.7:0.1, STOP "
-                         "reached by whole steps) or a comma list (e.g. 0.3,0.5,0.7)") from None
-    if not np.all((values > 0) & (values <= 1)) or len(set(values.tolist())) != len(values):
-        raise AvlocError(f"{where}={text!r}: thresholds must be distinct, in (0, 1]")
-    return values
 
 
 # ---------------------------------------------------------------------------------------
@@ -341,7 +317,7 @@ def detection_map(
 ) -> dict[str, Any]:
     """ActivityNet detection mAP, as fractions in [0, 1] (see the module docstring).
 
-    preds: Predictions, or {vid: [{label, score, segment}, ...]} as avloc.segments returns.
+    preds: Predictions, or {vid: [{label, score, segment}, ...]} as avloc.scoring.segments returns.
     ties: "official" | "stable"; unknown_labels: "error" | "drop".
     Returns the metrics JSON (a public contract):
         {"mAP": {"0.50": ..., ..., "0.95": ...}, "average_mAP": ...,
@@ -417,42 +393,3 @@ def score_files(
     as the official evaluator does (default: its `validation` subset)."""
     gt = read_ground_truth(gt_path, subset)
     return detection_map(gt, read_predictions(pred_path), tiou_thresholds, ties)
-
-
-def format_map_table(metrics: Mapping[str, Any]) -> str:
-    """mAP at each tIoU and their average, in percent, as a two-line table, then the
-    paper ranges' averages when there is more than the whole range."""
-    keys = list(metrics["mAP"])
-    head = "tIoU     " + " ".join(f"{k:>6}" for k in keys) + " |    avg"
-    row = "mAP (%)  " + " ".join(f"{100 * metrics['mAP'][k]:6.2f}" for k in keys)
-    lines = [head, f"{row} | {100 * metrics['average_mAP']:6.2f}"]
-    ranges = {k: v for k, v in metrics.get("average_mAP_ranges", {}).items()
-              if k != f"{keys[0]}:{keys[-1]}"}
-    if ranges:
-        lines.append("avg mAP (%) " + ", ".join(f"{k} {100 * v:.2f}" for k, v in ranges.items()))
-    return "\n".join(lines)
-
-
-def format_scope(metrics: Mapping[str, Any]) -> str:
-    """What was scored, in one or two lines: subset, videos, instances, and the detections
-    that count as false positives because they lie outside the subset."""
-    subset = metrics.get("subset")
-    what = f"subset {subset!r}" if subset is not None else "every video"
-    lines = [f"scored {what}: {plural(metrics['videos'], 'video')}, "
-             f"{plural(metrics['instances'], 'instance')}, "
-             f"{metrics['detections']} detections (ties: {metrics['ties']})"]
-    out = metrics.get("detections_outside_subset", 0)
-    if out:
-        other = metrics.get("detections_on_other_subsets", 0)
-        lines.append(f"{out} detections on videos outside the scored videos ({other} on "
-                     f"other subsets, {out - other} on ids not in the ground truth) count as "
-                     "false positives, as in the official evaluator")
-    if metrics.get("detections_dropped"):
-        lines.append(f"{metrics['detections_dropped']} detections of classes without an "
-                     "instance in the scored videos were left out")
-    for what in ("instances", "detections"):
-        if metrics.get(f"{what}_beyond_duration"):
-            lines.append(f"note: {metrics[f'{what}_beyond_duration']} {what} reach more than "
-                         f"{TOLERANCE_S:g} s outside their video (scored as they are, as in the "
-                         "official evaluator)")
-    return "\n".join(lines)

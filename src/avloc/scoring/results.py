@@ -35,8 +35,8 @@ import numpy as np
 
 from avloc.config import Config
 from avloc.data.base import Timing
-from avloc.errors import AvlocError
-from avloc.io import atomic_open, write_json_atomic
+from avloc.util.errors import AvlocError
+from avloc.util.io import atomic_open, write_json_atomic
 
 CAS_DIR = "cas"
 RESULTS_FILE = "results.json"
@@ -140,7 +140,7 @@ def segments_of(rec: CasRecord, task: str, cfg: Config) -> list[dict[str, Any]]:
     """A video's segments as the evaluation makes them: runs of the snippet argmax for event
     models, W-TALC two-stage thresholding (settings `localize.*`) for action models, audio
     and visual event tracks (settings `localize.parsing_*`) for parsing models."""
-    from avloc.segments import (
+    from avloc.scoring.segments import (
         event_segments,
         parsing_events,
         segments_from_cas,
@@ -169,7 +169,7 @@ def write_results(out: Path, records: Iterable[CasRecord], task: str, cfg: Confi
     """OUT/results.json from CAS records, in the given order (atomic). Its "avloc" entry
     says what made it: the task, the snippet grid (when the videos share one) and
     `made_by` (a parsing model's thresholds, the split of `avloc eval --out`)."""
-    from avloc.anet_json import results_json
+    from avloc.scoring.anet_json import results_json
 
     path = out / RESULTS_FILE
     per_video, grids = {}, set()
@@ -195,7 +195,7 @@ def write_split(out: Path, ds: Any, split: str, preds: Sequence[Any], cfg: Confi
     """`avloc eval --out`: the split's CAS files, its ground truth (ActivityNet format, subset
     = the split's name) and results.json (recording the subset, and `made_by`); returns the
     results file's path."""
-    from avloc.anet_json import ground_truth_json
+    from avloc.scoring.anet_json import ground_truth_json
 
     meta = {"task": ds.task, "checkpoint": checkpoint, "source": f"dataset {ds.name}, {split}"}
     records = []

@@ -10,7 +10,7 @@ import torch
 
 from avloc.data.base import Video
 from avloc.data.batching import collate
-from avloc.model import AVLocModel
+from avloc.model import AVLocModel, ModelOutput
 
 
 @dataclass
@@ -34,7 +34,7 @@ class VideoPrediction:
 
     def video_scores(self, topk_divisor: int) -> np.ndarray:
         """(C,) video-level class scores: mean of the top k = ceil(T / divisor) activations."""
-        from avloc.segments import video_class_scores
+        from avloc.scoring.segments import video_class_scores
 
         return video_class_scores(self.cas, topk_divisor)
 
@@ -54,7 +54,7 @@ def predict(
         batch = collate([videos[i] for i in idx]).to(dev, next(model.parameters()).dtype)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             out = model(batch.audio, batch.visual, batch.mask)
-        if "video" in out:  # the parsing head
+        if out.parsing:
             for j, i in enumerate(idx):
                 results[i] = _parsing_prediction(videos[i], out, j)
             continue
@@ -66,7 +66,7 @@ def predict(
     return [results[i] for i in range(len(videos))]
 
 
-def _parsing_prediction(video: Video, out: dict[str, torch.Tensor], j: int) -> VideoPrediction:
+def _parsing_prediction(video: Video, out: ModelOutput, j: int) -> VideoPrediction:
     """Video j of a parsing batch, cut to its length; one stream stands for both modalities."""
     n = video.length
     frame = out["frame"][j, :n].float().cpu().numpy()  # (T, M, C)

@@ -17,19 +17,33 @@ checkpoint's settings (`apply_tuned`) and say so. Runs without the file behave a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
 
-from avloc.config import Config, LocalizeConfig, apply_dict, read_yaml, validate
-from avloc.errors import AvlocError
-from avloc.io import write_text_atomic
+from avloc.checkpoint import check_compatible, checkpoint_id, find_checkpoint, load_model
+from avloc.config import Config, LocalizeConfig, parse_tiou, validate
+from avloc.data import load_dataset
+from avloc.data.base import Dataset
+from avloc.data.checks import no_validation_note
+from avloc.model import AVLocModel
+from avloc.scoring.evaluate import ParsingSplit, metric_value, selection_metric
+from avloc.scoring.metrics import detection_map, ground_truth_from_annotations
+from avloc.scoring.predict import VideoPrediction, predict
+from avloc.scoring.results import record_from_prediction
+from avloc.scoring.segments import segments_from_cas, video_class_scores
+from avloc.scoring.thresholds import OFFICIAL, THRESHOLD_KEYS, TUNED_SOURCE, ParsingThresholds
+from avloc.scoring.tuned_model import METRIC, tuned_path
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_text_atomic
 
-TUNED_FILE = "localize.yaml"
 SEARCH: dict[str, tuple[Any, ...]] = {
     "class_filter": ("mean", "none"),
     "act_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
@@ -39,82 +53,6 @@ SEARCH: dict[str, tuple[Any, ...]] = {
     "score_weight": (0.0, 0.35, 0.7, 1.0, 2.0),
     "nms_iou": (0.0, 0.3, 0.5, 0.7),
 }
-METRIC = "average_mAP"
-
-
-def tuned_path(checkpoint: Path) -> Path:
-    """RUN/localize.yaml beside the checkpoint (RUN/best.pt)."""
-    return Path(checkpoint).parent / TUNED_FILE
-
-
-def apply_tuned(cfg: Config, checkpoint: Path, checkpoint_id: str) -> str | None:
-    """Put RUN/localize.yaml's settings into cfg.localize; return the line that says so,
-    or None when the run has no tuned settings."""
-    path = tuned_path(checkpoint)
-    if not path.is_file():
-        return None
-    doc = read_yaml(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("localize"), dict):
-        raise AvlocError(f"{path}: expected a 'localize' mapping of settings (written by "
-                         "avloc tune); delete the file to use the checkpoint's settings")
-    apply_dict(cfg, {"localize": doc["localize"]}, str(path))
-    try:
-        validate(cfg)
-    except AvlocError as e:
-        raise AvlocError(f"{path}: {e}") from None
-    info = doc.get("tuned_on") if isinstance(doc.get("tuned_on"), dict) else {}
-    line = f"post-processing: tuned settings from {path}"
-    if isinstance(info.get("value"), float) and isinstance(info.get("defaults_value"), float):
-        line += (f" (validation {info.get('metric', METRIC)} {100 * info['value']:.2f} %, "
-                 f"{100 * info['defaults_value']:.2f} % with the run's own settings)")
-    if info.get("checkpoint") != checkpoint_id:
-        line += "; note: tuned for another checkpoint (best.pt changed since), rerun avloc tune"
-    return line
-
-
-@dataclass
-class TunedModel:
-    """A checkpoint's model and settings, with the run's tuned post-processing applied."""
-
-    model: Any  # AVLocModel, in eval mode
-    cfg: Config
-    ckpt: dict[str, Any]
-    path: Path  # the checkpoint file
-    id: str  # its checksum (checkpoint.checkpoint_id)
-    note: str | None  # the line saying which settings make segments; None: the checkpoint's
-    # parsing models: the thresholds the run tuned on validation (metrics.json), applied to
-    # cfg.localize; None with `untuned` or when the run recorded none
-    tuned: Any = None  # evaluate.ParsingThresholds | None
-
-    def thresholds(self) -> Any:
-        """Parsing models: the thresholds cfg decides events at, and where they come from."""
-        from avloc.evaluate import OFFICIAL, ParsingThresholds
-
-        if self.tuned is not None:
-            return self.tuned
-        mine = ParsingThresholds.of(self.cfg.localize, "the checkpoint's settings")
-        return OFFICIAL if mine.values() == OFFICIAL.values() else mine
-
-
-def load_tuned_model(run: str | Path, untuned: bool = False) -> TunedModel:
-    """The model of a run folder or checkpoint file, its settings updated from
-    RUN/localize.yaml unless `untuned` (what `avloc eval` and `avloc localize` use); a
-    parsing run's event thresholds as its metrics.json records them (tuned on validation),
-    unless `untuned`."""
-    from avloc.checkpoint import checkpoint_id, find_checkpoint, load_model
-    from avloc.evaluate import recorded_thresholds
-
-    path = find_checkpoint(run)
-    model, cfg, ckpt = load_model(path)
-    ident = checkpoint_id(ckpt)
-    note = None if untuned else apply_tuned(cfg, path, ident)
-    m = TunedModel(model, cfg, ckpt, path, ident, note)
-    if ckpt["task"] == "parsing":
-        m.tuned = None if untuned else recorded_thresholds(path.parent)
-        if m.tuned is not None:
-            cfg.localize = m.tuned.apply(cfg.localize)
-        m.note = f"parsing events decided at thresholds {m.thresholds().text()}"
-    return m
 
 
 @dataclass
@@ -160,10 +98,6 @@ def coordinate_search(
 
 def _val_records(model: Any, ds: Any, cfg: Config) -> list[Any]:
     """Model outputs of the validation videos alone, as CAS records (one forward pass)."""
-    from avloc.data.checks import no_validation_note
-    from avloc.predict import predict
-    from avloc.results import record_from_prediction
-
     videos = ds.splits.get("val") or []
     if not videos:
         why = no_validation_note(ds, cfg.data.format, cfg.data.val_fraction) or ""
@@ -175,9 +109,6 @@ def _val_records(model: Any, ds: Any, cfg: Config) -> list[Any]:
 
 def make_evaluator(records: list[Any], ds: Any, cfg: Config) -> Callable[[LocalizeConfig], float]:
     """Settings -> validation average mAP at the run's tIoU thresholds, from the records."""
-    from avloc.metrics import detection_map, ground_truth_from_annotations, parse_tiou
-    from avloc.segments import segments_from_cas, video_class_scores
-
     gt = ground_truth_from_annotations([ds.annotations[r.vid] for r in records],
                                        f"dataset {ds.name}", "val")
     thresholds = parse_tiou(cfg.eval.tiou)
@@ -194,9 +125,6 @@ def make_evaluator(records: list[Any], ds: Any, cfg: Config) -> Callable[[Locali
 def tune(run: str | Path, data: str | Path | None, rounds: int = 3,
          tiou: str | None = None, write: bool = True) -> TuneResult:
     """Search `localize.*` on the run's validation split and write RUN/localize.yaml."""
-    from avloc.checkpoint import check_compatible, checkpoint_id, find_checkpoint, load_model
-    from avloc.data import load_dataset
-
     if rounds < 1:
         raise AvlocError(f"--rounds {rounds}: must be at least 1")
     path = find_checkpoint(run)
@@ -267,3 +195,48 @@ def changed_settings(result: TuneResult) -> dict[str, Any]:
     """The settings tuning moved away from the run's own."""
     a, b = asdict(result.start.settings), asdict(result.best.settings)
     return {k: b[k] for k in a if a[k] != b[k]}
+
+
+# ---- parsing models: the event thresholds ------------------------------------------------
+def tune_parsing_thresholds(
+    ds: Dataset, preds: Sequence[VideoPrediction], cfg: Config, metric: str,
+    grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)),
+) -> LocalizeConfig:
+    """The video, audio and visual thresholds that maximise `metric` on these (validation)
+    predictions: coordinate ascent from the configured values over `grid`, one threshold
+    at a time, until a pass changes none (at most 4 passes). Ties keep the current value,
+    then the lowest."""
+    loc = dataclasses.replace(cfg.localize)
+    split = ParsingSplit(ds, preds)
+    level = metric.split(".")[0]
+    score = lambda c: metric_value(split.metrics(c, [level], False), metric)  # noqa: E731
+    best = score(loc)
+    for _ in range(4):
+        changed = False
+        for name in THRESHOLD_KEYS.values():
+            for value in grid:
+                trial = dataclasses.replace(loc, **{name: float(value)})
+                if (value_score := score(trial)) > best:
+                    loc, best, changed = trial, value_score, True
+        if not changed:
+            break
+    return loc
+
+
+def tuned_thresholds(
+    model: AVLocModel, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
+) -> ParsingThresholds | None:
+    """Parsing data: the thresholds of the method beside the protocol's, with where they
+    come from: tuned on the validation split with localize.parsing_tune (for the run's
+    selection metric), else the settings' when they differ from the protocol's. None for
+    other data, and when there is nothing to tune on or report."""
+    if ds.task != "parsing":
+        return None
+    if not cfg.localize.parsing_tune:
+        mine = ParsingThresholds.of(cfg.localize, "settings")
+        return None if mine.values() == OFFICIAL.values() else mine
+    if not ds.splits.get("val"):
+        return None
+    preds = predict(model, ds.splits["val"], device, amp=cfg.train.amp)
+    loc = tune_parsing_thresholds(ds, preds, cfg, selection_metric(cfg, ds.task))
+    return ParsingThresholds.of(loc, TUNED_SOURCE)

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.anet_json import (
+from avloc.data.base import Segment, Timing
+from avloc.scoring.anet_json import (
     GroundTruth,
     Predictions,
     load_json,
@@ -29,8 +30,7 @@ from avloc.anet_json import (
     parse_ground_truth,
     parse_predictions,
 )
-from avloc.data.base import Segment, Timing
-from avloc.errors import AvlocError, plural
+from avloc.util.errors import AvlocError, plural
 
 DEFAULT_SUBSET = "validation"  # the official evaluator's
 
@@ -39,7 +39,7 @@ def event_matrices(video: str, rows: Any, classes: Sequence[str], length: int,
                    timing: Timing) -> tuple[np.ndarray, np.ndarray]:
     """(C, T) 0/1 audio and visual matrices of one video's events in a GroundTruth or
     Predictions (`rows`), on the snippet grid `timing`."""
-    from avloc.segments import truth_matrices
+    from avloc.scoring.segments import truth_matrices
 
     mine = rows.video == video  # (N,)
     segments = [Segment(float(s), float(e), str(c), str(m)) for (s, e), c, m
@@ -52,7 +52,7 @@ def parsing_file_scores(gt: GroundTruth, preds: Predictions, seconds: float
     """LLP F-scores of the ground truth's videos: {segment_level, event_level, videos,
     per_video: {video: {segment_level: {...}, event_level: {...}}}}. Predictions on videos
     outside the ground truth are left out (`detections_outside_subset` counts them)."""
-    from avloc.metrics.parsing import per_video_scores, summarize
+    from avloc.scoring.metrics.parsing import per_video_scores, summarize
 
     for rows in (gt, preds):
         if rows.modality is None and len(rows.label):
@@ -92,8 +92,8 @@ def score_results(gt_path: str | Path, pred_path: str | Path, subset: str | None
                   tiou: Sequence[float] | np.ndarray | None = None, ties: str = "official"
                   ) -> tuple[dict[str, Any], str]:
     """The metrics of a results file against a ground-truth file, and what to print."""
-    from avloc.metrics import TIOU, detection_map, format_map_table, format_scope
-    from avloc.metrics.parsing import format_parsing_table
+    from avloc.scoring.metrics import TIOU, detection_map
+    from avloc.scoring.reports import format_map_table, format_parsing_table, format_scope
 
     data = load_json(pred_path)
     subset = subset or made_by(data).get("subset") or DEFAULT_SUBSET

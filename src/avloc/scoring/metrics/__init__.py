@@ -7,24 +7,21 @@
   Type@AV and Event@AV (the official AVVP-ECCV20 code's procedure).
 """
 
-from avloc.anet_json import GroundTruth, Predictions, ground_truth_from_annotations
-from avloc.metrics.ave import oracle_accuracy, snippet_accuracy, video_event_class
-from avloc.metrics.detection import (
+from avloc.scoring.anet_json import GroundTruth, Predictions, ground_truth_from_annotations
+from avloc.scoring.metrics.ave import oracle_accuracy, snippet_accuracy, video_event_class
+from avloc.scoring.metrics.detection import (
     PAPER_RANGES,
     TIOU,
     TIOU_KEYS,
     detection_map,
-    format_map_table,
-    format_scope,
     interpolated_ap,
-    parse_tiou,
     range_averages,
     rank_detections,
     score_files,
     segment_iou,
     tiou_keys,
 )
-from avloc.metrics.parsing import format_parsing_table, parsing_scores
+from avloc.scoring.metrics.parsing import parsing_scores
 
 __all__ = [
     "PAPER_RANGES",
@@ -33,13 +30,9 @@ __all__ = [
     "GroundTruth",
     "Predictions",
     "detection_map",
-    "format_map_table",
-    "format_parsing_table",
-    "format_scope",
     "ground_truth_from_annotations",
     "interpolated_ap",
     "oracle_accuracy",
-    "parse_tiou",
     "parsing_scores",
     "range_averages",
     "rank_detections",

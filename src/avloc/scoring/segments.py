@@ -31,7 +31,7 @@ import numpy as np
 
 from avloc.config import LocalizeConfig
 from avloc.data.base import Timing, snippets_in
-from avloc.metrics import segment_iou
+from avloc.scoring.metrics import segment_iou
 
 __all__ = ["argmax_labels", "event_segments", "parsing_decisions", "parsing_events",
            "segments_from_cas", "truth_matrices", "video_class_scores"]

@@ -9,11 +9,31 @@ at the run's tuned thresholds unless `untuned`. The dataset is the one the run t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from avloc.errors import AvlocError
+import torch
+
+from avloc.checkpoint import check_compatible, model_from_checkpoint, read_checkpoint
+from avloc.config import Config, validate
+from avloc.data import load_dataset
+from avloc.data.base import Dataset
+from avloc.runs.layout import remembered_data_root
+from avloc.scoring.anet_json import results_json
+from avloc.scoring.evaluate import action_detections, evaluate_split
+from avloc.scoring.reports import (
+    format_action_report,
+    format_event_table,
+    format_parsing_report,
+)
+from avloc.scoring.results import write_split
+from avloc.scoring.thresholds import OFFICIAL
+from avloc.scoring.tune import tuned_thresholds
+from avloc.scoring.tuned_model import load_tuned_model
+from avloc.util.cpus import use_threads
+from avloc.util.errors import AvlocError
+from avloc.util.io import write_json_atomic
 
 
 @dataclass
@@ -27,7 +47,6 @@ def run_data_root(run: str | Path, data: str | Path | None) -> Path | None:
     """`data`, else the dataset folder the run recorded (RUN/data.txt), else None."""
     if data is not None:
         return Path(data)
-    from avloc.train.run_folder import remembered_data_root
 
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     return remembered_data_root(folder)
@@ -41,13 +60,6 @@ def evaluate_run(
 ) -> EvalResult:
     """Score the run's best checkpoint on `split`; with `out`, also write its results folder
     (results.json, cas/, ground_truth.json), with `predictions` the detections (action)."""
-    from avloc.checkpoint import check_compatible
-    from avloc.config import validate
-    from avloc.cpus import use_threads
-    from avloc.data import load_dataset
-    from avloc.evaluate import OFFICIAL, evaluate_split, tuned_thresholds
-    from avloc.tune import load_tuned_model
-
     m = load_tuned_model(run, untuned)
     cfg = m.cfg
     use_threads(cfg.train.threads)
@@ -65,10 +77,6 @@ def evaluate_run(
     lines = [m.note] if m.note and ds.task == "action" else []
     wrote = []
     if out is not None:
-        from dataclasses import replace
-
-        from avloc.results import write_split
-
         # a parsing split's results hold the events the protocol scores (thresholds 0.5)
         shown, made_by = cfg, None
         if ds.task == "parsing":
@@ -78,20 +86,30 @@ def evaluate_run(
         lines.append(f"wrote {wrote[-1]}")
     lines.append(_report(ds, metrics, split))
     if predictions is not None and ds.task == "action":
-        from avloc.anet_json import results_json
-        from avloc.evaluate import action_detections
-        from avloc.io import write_json_atomic
-
         write_json_atomic(predictions, results_json(action_detections(ds, preds, cfg)))
         wrote.append(str(predictions))
     return EvalResult(metrics, "\n".join(lines), wrote)
 
 
 def _report(ds: Any, metrics: dict[str, Any], split: str) -> str:
-    from avloc.evaluate import format_action_report, format_event_table, format_parsing_report
-
     if ds.task == "event":
         return format_event_table(metrics, split)
     if ds.task == "parsing":
         return format_parsing_report(metrics, split)
     return format_action_report(metrics, split)
+
+
+def score_with_best(
+    path: Path, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """A finished run's numbers: its val and test splits (those the data has) scored with the
+    weights of its best validation epoch, the checkpoint at `path` (parsing data: at the LLP
+    protocol's thresholds, and beside them at the `tuned_thresholds`, also recorded)."""
+    model, _ = model_from_checkpoint(read_checkpoint(path), str(path))
+    model.to(device)
+    tuned = tuned_thresholds(model, ds, cfg, device)
+    out: dict[str, Any] = {split: evaluate_split(model, ds, split, cfg, device, tuned)[0]
+                           for split in ("val", "test") if ds.splits.get(split)}
+    if tuned is not None:
+        out["tuned_thresholds"] = tuned.to_dict()
+    return out

@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from avloc.config import PARSING_METRICS as METRIC_NAMES  # "LEVEL.NAME", selectable
-from avloc.errors import AvlocError
+from avloc.config.values import PARSING_LEVELS as LEVELS
+from avloc.config.values import PARSING_METRICS as METRIC_NAMES  # "LEVEL.NAME", selectable
+from avloc.config.values import PARSING_SUMMARIES as SUMMARIES
+from avloc.util.errors import AvlocError
 
 # the protocol's decision rule (main_avvp.py `eval`): an event is predicted where its
 # video-level probability and the modality's per-segment probability are >= 0.5
 OFFICIAL_THRESHOLD = 0.5
 MODALITIES = ("audio", "visual", "audio_visual")
-SUMMARIES = (*MODALITIES, "type_av", "event_av")
-LEVELS = ("segment_level", "event_level")
 LABELS = {"audio": "audio", "visual": "visual", "audio_visual": "audio-visual",
           "type_av": "Type@AV", "event_av": "Event@AV"}
 
@@ -211,20 +211,9 @@ def modality_specific(
     return out
 
 
-def format_parsing_table(metrics: dict[str, Any]) -> str:
-    """The five numbers at both levels, in percent, as the official code prints them."""
-    head = f"{'':<14}" + "".join(f"{LABELS[k]:>14}" for k in SUMMARIES)
-    rows = [head]
-    for level in LEVELS:
-        name = level.replace("_", "-")
-        rows.append(f"{name:<14}" + "".join(f"{100 * metrics[level][k]:>14.1f}"
-                                            for k in SUMMARIES))
-    return "\n".join(rows)
-
-
 __all__ = [
     "LEVELS", "METRIC_NAMES", "MODALITIES", "OFFICIAL_THRESHOLD", "SUMMARIES", "event_counts",
     "event_matches",
-    "format_parsing_table", "modality_specific", "parsing_scores", "per_video_scores", "runs",
+    "modality_specific", "parsing_scores", "per_video_scores", "runs",
     "segment_counts", "stack", "summarize", "video_f",
 ]

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 try:  # NumPy >= 2 (numpy.core is a deprecated alias there)
     from numpy._core import multiarray as _multiarray

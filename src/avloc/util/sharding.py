@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
-from avloc.errors import AvlocError
+from avloc.util.errors import AvlocError
 
 Item = TypeVar("Item")
 EVERYTHING = (0, 1)  # (zero-based index, count): one share holding all the work

@@ -12,14 +12,14 @@ Audio-visual video parsing (LLP) adds "modality": "audio" | "visual" to each ann
 and each result: an event heard and seen is one entry per modality.
 
 This module turns both into flat column arrays (`GroundTruth`, `Predictions`) that
-avloc.metrics scores, and checks them on the way in: every problem is one AvlocError
+avloc.scoring.metrics scores, and checks them on the way in: every problem is one AvlocError
 line naming the file, the video / entry and what is wrong.
 
 What the official reader (ActivityNet Evaluation/eval_detection.py) accepts is accepted
 here, with the same meaning:
 - segments with end == start, in the ground truth (the real ActivityNet 1.2 validation set
   has three [0, 0] instances) and in results (the official code scores them: their tIoU is
-  0, or NaN against a zero-length instance at the same time, see avloc.metrics);
+  0, or NaN against a zero-length instance at the same time, see avloc.scoring.metrics);
 - results for videos outside the scored subset (kept: the official code counts them as
   false positives);
 - integer scores (kept as int64, as the official pandas column holds them, because the
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from avloc.data.base import Annotation
-from avloc.errors import AvlocError
-from avloc.io import read_json
+from avloc.util.errors import AvlocError
+from avloc.util.io import read_json
 
 TOLERANCE_S = 1.0  # seconds a segment may reach outside [0, duration]: >= one snippet of AVE / ANet
 VERSION = "VERSION 1.2"
@@ -85,7 +85,7 @@ class Predictions:
 
 
 def load_json(path: str | Path) -> Any:
-    """Parse a JSON file strictly (`avloc.io.read_json`)."""
+    """Parse a JSON file strictly (`avloc.util.io.read_json`)."""
     return read_json(path)
 
 
@@ -313,5 +313,5 @@ def ground_truth_from_annotations(
 def predictions_from_results(
     per_video: Mapping[str, list[dict[str, Any]]], source: str = "predictions"
 ) -> Predictions:
-    """{vid: [{label, score, segment}, ...]} (what avloc.segments returns) as Predictions."""
+    """{vid: [{label, score, segment}, ...]} (what scoring.segments returns) as Predictions."""
     return parse_predictions({"results": per_video}, source)

@@ -1,22 +1,14 @@
-"""One run's folder: what training writes, how it is read back, and how a resume makes it
-consistent again after a kill at any moment.
+"""A run's state in its folder, written by training: checkpoints, position, RNG state, the
+lock, and how a resume reconciles them after a kill at any moment.
 
-    config.yaml   the settings (read back with safe loading by `avloc train --resume`)
-    data.txt      the dataset folder, so that --resume needs no --data
-    last.pt       model, optimizer, position and RNG state (resume from here), + .prev
-    best.pt       the weights of the best validation epoch (what `avloc eval` loads), + .prev
-    log.jsonl     one line per epoch: losses, validation metric, seconds
-    metrics.json  validation (best epoch) and test (scored once, with best.pt)
-    .lock         held while a process trains the run
-
-Every file is written to a temporary name and renamed (avloc.io), so a reader or a
+Every file is written to a temporary name and renamed (avloc.util.io), so a reader or a
 resume only ever sees an old or a complete new file; `RunFolder.restore` then reconciles
-best.pt and log.jsonl with the checkpoint it resumes from (docs/reliability.md).
+best.pt and log.jsonl with the checkpoint it resumes from (docs/reliability.md). The
+folder's files and how they are read: avloc.runs.layout.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -37,13 +29,12 @@ from avloc.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from avloc.config import Config, apply_dict, apply_overrides, read_yaml, validate
+from avloc.config import Config
 from avloc.data.base import Dataset
-from avloc.errors import AvlocError, first_line
-from avloc.io import write_text_atomic
+from avloc.runs.layout import BEST, CONFIG, DATA, LAST, LOCK, LOG, PREVIOUS, RUN_FILES
+from avloc.util.errors import AvlocError, first_line
+from avloc.util.io import write_text_atomic
 
-RUN_FILES = ("config.yaml", "last.pt", "last.pt.prev", "best.pt", "metrics.json")
-DATA_FILE = "data.txt"  # the dataset folder a run trains on, so that --resume needs no --data
 TEMPORARY = ("last", "best", "log", "config", "metrics")  # .<name>.*.tmp left by a kill
 
 
@@ -156,18 +147,18 @@ class RunFolder:
             return
         self.save_config(cfg)
         if data_root is not None:
-            write_text_atomic(self.out / DATA_FILE, f"{Path(data_root).resolve()}\n")
+            write_text_atomic(self.out / DATA, f"{Path(data_root).resolve()}\n")
 
     def save_config(self, cfg: Config) -> None:
         if self.main:
-            write_text_atomic(self.out / "config.yaml",
+            write_text_atomic(self.out / CONFIG,
                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def save_last(self, cfg: Config, ds: Dataset, model: torch.nn.Module,
                   optim: torch.optim.Optimizer, progress: Progress) -> None:
         """last.pt: everything a resume needs (the previous one kept as last.pt.prev)."""
         if self.main:
-            save_checkpoint(self.out / "last.pt", {
+            save_checkpoint(self.out / LAST, {
                 **checkpoint_header(cfg, ds),
                 "model": model.state_dict(),
                 "optimizer": optim.state_dict(),
@@ -180,13 +171,13 @@ class RunFolder:
         """best.pt.prev keeps the previous best: `restore` goes back to it when a kill
         came between this write and the next last.pt (the epoch is then replayed)."""
         if self.main:
-            save_checkpoint(self.out / "best.pt", {**checkpoint_header(cfg, ds),
+            save_checkpoint(self.out / BEST, {**checkpoint_header(cfg, ds),
                                                    "model": model.state_dict(), "epoch": epoch},
                             keep_previous=True)
 
     def append_log(self, record: dict[str, Any]) -> None:
         if self.main:
-            with open(self.out / "log.jsonl", "a") as f:
+            with open(self.out / LOG, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def restore(self, ds: Dataset, model: torch.nn.Module, optim: torch.optim.Optimizer,
@@ -201,7 +192,7 @@ class RunFolder:
         which the same seed makes identical to an uninterrupted run.
         """
         errors, bad = [], []
-        for name in ("last.pt", "last.pt.prev"):
+        for name in (LAST, LAST + PREVIOUS):
             path = self.out / name
             if not path.exists():
                 continue
@@ -232,7 +223,7 @@ class RunFolder:
         for tmp in self.out.glob(".*.tmp"):
             if tmp.name.split(".")[1] in TEMPORARY:
                 tmp.unlink(missing_ok=True)
-        best, prev = self.out / "best.pt", self.out / "best.pt.prev"
+        best, prev = self.out / BEST, self.out / (BEST + PREVIOUS)
         if checkpoint_epoch(best) != p.best_epoch:
             if p.best_epoch >= 0 and checkpoint_epoch(prev) == p.best_epoch:
                 os.replace(prev, best)
@@ -243,7 +234,7 @@ class RunFolder:
                           "the best epoch is chosen again from here on", flush=True)
                     p.best_metric, p.best_epoch = -math.inf, -1
         log = "".join(json.dumps(r) + "\n" for r in p.history)
-        write_text_atomic(self.out / "log.jsonl", log)
+        write_text_atomic(self.out / LOG, log)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -258,7 +249,7 @@ class RunFolder:
         if not self.main or fcntl is None:
             yield
             return
-        with open(self.out / ".lock", "a+") as f:
+        with open(self.out / LOCK, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -283,53 +274,3 @@ def _apply(ckpt: dict[str, Any], path: Path, ds: Dataset, model: torch.nn.Module
             f"{path}: does not fit this run ({type(e).__name__}: {first_line(e)})"
         ) from None
     return progress
-
-
-def read_run_config(out: Path) -> Config:
-    """The settings a run was started with (its config.yaml, read with safe loading)."""
-    saved = out / "config.yaml"
-    if not saved.is_file():
-        raise AvlocError(f"{out}: not a run folder (no config.yaml) to resume")
-    return validate(apply_dict(Config(), read_yaml(saved) or {}, str(saved)))
-
-
-# What `--resume RUN KEY=VALUE` may change: how long and how a run goes on, never what it
-# computes per step (the model, the losses, the data, the optimizer, the seed).
-RESUMABLE = ("train.epochs", "train.eval_every", "train.checkpoint_every",
-             "train.finite_check_every", "train.progress", "train.progress_minutes",
-             "train.tensorboard", "train.device", "train.threads")
-
-
-def resume_settings(saved: Config, overrides: list[str], out: Path) -> Config:
-    """The run's settings with `overrides` applied; a change outside RESUMABLE is refused
-    in one line (it would make the continued run a different experiment)."""
-    cfg = validate(apply_overrides(copy.deepcopy(saved), overrides))
-    old, new = saved.to_dict(), cfg.to_dict()
-    for section, values in new.items():
-        for name, value in values.items():
-            key = f"{section}.{name}"
-            if value != old[section][name] and key not in RESUMABLE:
-                raise AvlocError(f"--resume {out}: setting {key} cannot change in a run "
-                                 f"(it is {old[section][name]!r}); start a new run with --out, "
-                                 f"or change only {', '.join(RESUMABLE)}")
-    return cfg
-
-
-def check_epochs(cfg: Config, progress: Progress, out: Path) -> None:
-    """train.epochs given on --resume may extend a run, never cut off what it has done."""
-    done = progress.epoch + (1 if progress.batch else 0)
-    if cfg.train.epochs < done:
-        raise AvlocError(f"setting train.epochs={cfg.train.epochs}: {out} has already trained "
-                         f"{'into ' if progress.batch else ''}epoch {done}")
-
-
-def remembered_data_root(out: Path) -> Path | None:
-    """The dataset folder the run in `out` was started on; None for generated data."""
-    saved = out / DATA_FILE
-    if not saved.is_file():
-        return None
-    root = Path(saved.read_text().strip())
-    if not root.exists():
-        raise AvlocError(f"{saved}: the run's dataset folder {root} no longer exists; "
-                         "give its new place with --data")
-    return root

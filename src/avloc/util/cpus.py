@@ -17,7 +17,7 @@ import math
 import os
 from pathlib import Path
 
-from avloc.errors import plural
+from avloc.util.errors import plural
 
 
 def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
