@@ -64,6 +64,19 @@ def paper_notes_tau() -> list[Claim]:
     return claims
 
 
+def readme_parsing_demo() -> dict[str, list[float]]:
+    """README's parsing demo table: per variant, its six F-scores (%) and the heard-only and
+    seen-only shares (%), as `avloc demo --task parsing` prints them."""
+    text = _text("README.md")
+    table = text[text.index("| variant | seg. audio"):]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]
+    out = {}
+    for line in rows[:4]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[cells[0]] = [float(x) for x in NUMBER.findall(" ".join(cells[1:]))]
+    return out
+
+
 def measured(output: str, claim: Claim) -> list[float]:
     """The numbers `output` prints, as many as the claim has, from its first one on."""
     return [float(x) for x in NUMBER.findall(output)][: len(claim.numbers)]

@@ -163,6 +163,23 @@ def test_a_broken_video_is_reported_and_the_rest_go_on(run_dir, videos, tmp_path
     assert not (out / "cas" / "broken.npz").exists() and not temp_files(out)
 
 
+def test_a_file_that_is_no_video_leaves_nothing_and_is_said_once(run_dir, tmp_path, capsys):
+    bad = tmp_path / "notavideo.mp4"
+    bad.write_bytes(b"not a video at all")
+    out = tmp_path / "out"
+    assert main(["localize", str(bad), "--checkpoint", str(run_dir), "--out", str(out),
+                 "--no-progress"]) == 1
+    printed = capsys.readouterr()
+    assert printed.err == f"failed: {bad}: cannot decode video (Invalid data found when " \
+                          "processing input)\n"  # once, without PyAV's [Errno N]
+    assert printed.out.strip() == "1 video: 0 localized, 0 already done, 1 failed (nothing " \
+                                  "written)"
+    assert not out.exists()  # no empty results.json, no empty features/
+    assert main(["extract", str(bad), "--out", str(tmp_path / "feats"), "--audio-backend",
+                 "rms", "--visual-backend", "meanrgb", "--no-progress"]) == 1
+    assert not (tmp_path / "feats").exists()
+
+
 def test_an_interrupted_batch_rerun_redoes_nothing_finished(run_dir, videos, tmp_path,
                                                              monkeypatch):
     import avloc.infer

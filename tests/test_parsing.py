@@ -364,8 +364,9 @@ def learned(tmp_path_factory, llp_dir):
 
 
 def test_audio_visual_model_beats_either_modality_alone(learned):
-    """Segment-level Type@AV on the 1,200 real test clips' events: measured 78.6 (av), 68.9
-    (audio-only), 64.3 (visual-only) on one CPU; the margin asked for is half the gap."""
+    """Segment-level Type@AV at the protocol's 0.5 on the 1,200 real test clips' events:
+    measured 71.1 (av), 63.4 (audio-only), 64.5 (visual-only) on one CPU; the margin asked
+    for is two thirds of the gap."""
     av = learned["av"]["segment_level"]["type_av"]
     for uni in ("audio", "visual"):
         assert av > learned[uni]["segment_level"]["type_av"] + 0.04
@@ -374,9 +375,36 @@ def test_audio_visual_model_beats_either_modality_alone(learned):
 
 def test_per_modality_outputs_find_modality_specific_events(learned):
     """Of the segments where an event is heard but not seen (seen but not heard), the share
-    the model puts in audio (visual) only: measured 0.76 and 0.76; a model with one stream
-    cannot separate them (at most a few percent, through its two thresholds)."""
+    the model puts in audio (visual) only, at the protocol's thresholds: measured 0.50 and
+    0.82; a model with one stream cannot separate them (0 and 0)."""
     found = learned["av"]["modality_specific"]
-    assert found["heard_only"] > 0.5 and found["seen_only"] > 0.5
+    assert found["heard_only"] > 0.4 and found["seen_only"] > 0.65
     for uni in ("audio", "visual"):
         assert max(learned[uni]["modality_specific"].values()) < 0.2
+
+
+def test_readme_parsing_table_is_what_the_demo_prints(tmp_path):
+    """README's table of `avloc demo --task parsing` (one thread), within margins for other
+    CPUs: 1.5 points per F-score, 6 points per share of modality-specific segments."""
+    from docnumbers import readme_parsing_demo
+
+    from avloc.demo import run_demo
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            results = run_demo(tmp_path / "demo", [], "parsing")
+    finally:
+        torch.set_num_threads(threads)
+    names = {"full (2-stage cross attention, parsing head)": "full (2-stage, parsing head)",
+             "audio-only": "audio-only", "visual-only": "visual-only",
+             "0-stage (no cross attention)": "0-stage (no cross attention)"}
+    for row, doc in readme_parsing_demo().items():
+        m = results[names[row]]
+        s, e, found = m["segment_level"], m["event_level"], m["modality_specific"]
+        got = [100 * s[k] for k in ("audio", "visual", "audio_visual", "type_av", "event_av")]
+        got += [100 * e["type_av"], 100 * found["heard_only"], 100 * found["seen_only"]]
+        margins = [1.5] * 6 + [6.0, 6.0]
+        assert all(abs(a - b) <= t for a, b, t in zip(doc, got, margins, strict=True)), (row,
+                                                                                       doc, got)

@@ -147,3 +147,20 @@ def test_localize_and_eval_use_the_settings_in_the_run(run, tmp_path, capsys):
     for vid in list(tuned)[:5]:
         rec = read_cas(tmp_path / "tuned" / "cas" / f"{vid}.npz")
         assert tuned[vid] == json.loads(json.dumps(segments_of(rec, "action", cfg)))
+
+
+def test_without_validation_videos_tune_says_why(tmp_path):
+    """A generic dataset whose training videos have tags only holds out no validation: the
+    message names that cause, not data.val_fraction."""
+    from test_data_generic import write_generic
+
+    from avloc.train import train
+
+    doc = {"task": "action", "classes": ["dog"], "database": {
+        f"t{i}": {"subset": "training", "duration": 6.0, "labels": ["dog"]} for i in range(4)}}
+    data = write_generic(tmp_path / "data", doc)
+    cfg = load_config("demo", ["data.format=generic", "model.d_x=8", "train.epochs=1",
+                               "train.progress=false"])
+    train(cfg, data, tmp_path / "run")
+    with pytest.raises(AvlocError, match="all 4 training videos have video-level labels only"):
+        tune(tmp_path / "run", data)

@@ -184,10 +184,16 @@
     return x === undefined || x === null ? '' : pct(x);
   }
 
+  // shares of the index's width (the table has a fixed layout, so it never outgrows its
+  // panel: a long cell is cut with an ellipsis and shows whole on hover)
+  const WIDTHS = {id: 17, duration: 10, top: 13, score: 8, segments: 10, gt: 13, seg_tav: 10,
+                  acc: 10, errors: 18};
+
   function buildHead() {
     $('videos').querySelector('thead').innerHTML = '<tr>' + columns().map((c) =>
-      '<th data-key="' + c.key + '"' + (c.num ? ' class="num"' : '') + ' title="'
-      + esc(c.tip || c.title) + '">' + esc(c.title) + '</th>').join('') + '</tr>';
+      '<th data-key="' + c.key + '"' + (c.num ? ' class="num"' : '') + ' style="width:'
+      + WIDTHS[c.key] + '%" title="' + esc(c.tip || c.title) + '">' + esc(c.title) + '</th>')
+      .join('') + '</tr>';
     $('videos').querySelector('thead').addEventListener('click', (e) => {
       const th = e.target.closest('th');
       if (!th) return;
