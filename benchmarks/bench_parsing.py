@@ -8,7 +8,7 @@ Ground truth: the real LLP test events (AVVP_eval_audio.csv / AVVP_eval_visual.c
 of the same size when that folder is absent. Predictions: seeded random per-segment
 probabilities thresholded as the official code does (0.5). The loop is the official
 procedure (AVVP-ECCV20 utils/eval_metrics.py) written plainly; both must agree to 1e-12.
-Tuning: `evaluate.tune_parsing_thresholds` on 649 random validation-sized videos (the
+Tuning: `scoring.tune.tune_parsing_thresholds` on 649 random validation-sized videos (the
 coordinate ascent over 19 values of three thresholds that `avloc train` and `avloc eval`
 run once per run). CPU time (time.process_time) is reported beside wall time.
 """

@@ -1,6 +1,6 @@
 """Experiment grids: named variants x seeds from a YAML file, all checked before training.
 
-A grid file (src/avloc/configs/grids/table1.yaml is one):
+A grid file (src/avloc/config/grids/table1.yaml is one):
 
     title: Table 1, multi-stage cross attention
     base: demo                    # preset name, YAML path or {section: {name: value}}

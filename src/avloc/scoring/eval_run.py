@@ -47,7 +47,6 @@ def run_data_root(run: str | Path, data: str | Path | None) -> Path | None:
     """`data`, else the dataset folder the run recorded (RUN/data.txt), else None."""
     if data is not None:
         return Path(data)
-
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     return remembered_data_root(folder)
 
