@@ -31,9 +31,10 @@ EPILOG = f"""examples:
   avloc train --resume runs/ave                     # continue an interrupted run
   avloc eval runs/ave --data AVE_DIR --split test --json metrics.json
   avloc reproduce --grid table1 --config ave --data AVE_DIR   # paper's Table 1, 3 seeds, report
-presets: {PRESETS} (or a YAML file); settings are SECTION.NAME=VALUE, anywhere on
-the line (sections data, model, loss, train, localize, eval: each setting with its
-meaning in src/avloc/config/sections.py; why each default is what it is: docs/paper-notes.md)"""
+presets: {PRESETS} (or a YAML file)
+settings: SECTION.NAME=VALUE, anywhere on the line (sections data, model, loss, train,
+localize, eval; each setting with its meaning: src/avloc/config/sections.py; why each
+default is what it is: docs/paper-notes.md)"""
 
 
 def command(sub: Commands, name: str, summary: str, run: Callable[[argparse.Namespace], Any] | str,
