@@ -62,17 +62,24 @@ def make_videos(folder: Path, rng: np.random.Generator) -> dict:
     return database
 
 
-def screenshot(index: Path, vid: str, out: Path) -> None:
+def screenshot(index: Path, vid: str, out: Path, size: tuple[int, int] = (1280, 820),
+               seek: bool = True) -> None:
+    """A PNG of the report open on `vid` in Chromium; `seek`: play to the second segment
+    of the list first (the video file must be found)."""
+    import shutil
+
     from playwright.sync_api import sync_playwright
 
+    exe = shutil.which("chromium") or shutil.which("chromium-headless-shell")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-        page = browser.new_page(viewport={"width": 1280, "height": 820})
+        browser = p.chromium.launch(executable_path=exe)
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         page.goto(f"{index.as_uri()}#video={vid}")
         page.wait_for_function(f"document.body.dataset.openVideo === '{vid}'")
-        page.wait_for_function("document.getElementById('player').readyState >= 2")
-        page.click("#segments tbody tr >> nth=1")  # seek to the predicted segment
-        page.evaluate("document.getElementById('detail').scrollTop = 0")
+        if seek:
+            page.wait_for_function("document.getElementById('player').readyState >= 2")
+            page.click("#segments tbody tr >> nth=1")  # seek to the predicted segment
+            page.evaluate("document.getElementById('detail').scrollTop = 0")
         page.wait_for_timeout(600)
         page.screenshot(path=str(out))
         browser.close()

@@ -21,7 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
-from view_example import avloc, shrink_png  # noqa: E402
+from view_example import avloc, screenshot  # noqa: E402
+
+SIZE = (1366, 900)  # a laptop's screen
 
 
 def first_heard_only(ground_truth: Path) -> str:
@@ -32,20 +34,6 @@ def first_heard_only(ground_truth: Path) -> str:
         if heard - seen and seen:
             return vid
     raise SystemExit(f"{ground_truth}: no clip with an event heard only")
-
-
-def screenshot(index: Path, vid: str, out: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium-headless-shell")
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        page.goto(f"{index.as_uri()}#video={vid}")
-        page.wait_for_function(f"document.body.dataset.openVideo === '{vid}'")
-        page.wait_for_timeout(600)
-        page.screenshot(path=str(out))
-        browser.close()
-    shrink_png(out)
 
 
 def main() -> None:
@@ -61,12 +49,13 @@ def main() -> None:
     avloc("eval", str(work / "parse"), "--split", "test", "--out", str(work / "parse-ev"))
     avloc("view", str(work / "parse-ev"))
     vid = first_heard_only(work / "parse-ev" / "ground_truth.json")
-    screenshot(work / "parse-ev" / "view" / "index.html", vid, REPO / "docs" / "view-parsing.png")
+    screenshot(work / "parse-ev" / "view" / "index.html", vid, REPO / "docs" / "view-parsing.png",
+               SIZE, seek=False)
     avloc("train", "--config", "demo", "--out", str(work / "event"), "train.progress=false")
     avloc("eval", str(work / "event"), "--split", "test", "--out", str(work / "event-ev"))
     avloc("view", str(work / "event-ev"))
     screenshot(work / "event-ev" / "view" / "index.html", args.event_video,
-               REPO / "docs" / "view-event.png")
+               REPO / "docs" / "view-event.png", SIZE, seek=False)
     print(f"wrote docs/view-parsing.png and docs/view-event.png (work folder {work})")
 
 

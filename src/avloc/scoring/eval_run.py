@@ -9,7 +9,7 @@ at the run's tuned thresholds unless `untuned`. The dataset is the one the run t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,13 @@ from avloc.data import load_dataset
 from avloc.data.base import Dataset
 from avloc.runs.layout import remembered_data_root
 from avloc.scoring.anet_json import results_json
-from avloc.scoring.evaluate import action_detections, evaluate_split
+from avloc.scoring.evaluate import (
+    action_detections,
+    check_scorable,
+    evaluate_split,
+    split_metrics,
+)
+from avloc.scoring.predict import predict
 from avloc.scoring.reports import (
     format_action_report,
     format_event_table,
@@ -39,8 +45,7 @@ from avloc.util.io import write_json_atomic
 @dataclass
 class EvalResult:
     metrics: dict[str, Any]  # what --json writes
-    report: str  # what is printed
-    wrote: list[str] = field(default_factory=list)  # files written besides --json
+    report: str  # what is printed (with the files written besides --json)
 
 
 def run_data_root(run: str | Path, data: str | Path | None) -> Path | None:
@@ -74,20 +79,17 @@ def evaluate_run(
     tuned = None if untuned else (m.tuned or tuned_thresholds(m.model, ds, cfg))
     metrics, preds = evaluate_split(m.model, ds, split, cfg, tuned=tuned)
     lines = [m.note] if m.note and ds.task == "action" else []
-    wrote = []
     if out is not None:
         # a parsing split's results hold the events the protocol scores (thresholds 0.5)
         shown, made_by = cfg, None
         if ds.task == "parsing":
             shown = replace(cfg, localize=OFFICIAL.apply(cfg.localize))
             made_by = {"thresholds": OFFICIAL.to_dict()}
-        wrote.append(str(write_split(Path(out), ds, split, preds, shown, m.id, made_by)))
-        lines.append(f"wrote {wrote[-1]}")
+        lines.append(f"wrote {write_split(Path(out), ds, split, preds, shown, m.id, made_by)}")
     lines.append(_report(ds, metrics, split))
     if predictions is not None and ds.task == "action":
         write_json_atomic(predictions, results_json(action_detections(ds, preds, cfg)))
-        wrote.append(str(predictions))
-    return EvalResult(metrics, "\n".join(lines), wrote)
+    return EvalResult(metrics, "\n".join(lines))
 
 
 def _report(ds: Any, metrics: dict[str, Any], split: str) -> str:
@@ -106,9 +108,14 @@ def score_with_best(
     protocol's thresholds, and beside them at the `tuned_thresholds`, also recorded)."""
     model, _ = model_from_checkpoint(read_checkpoint(path), str(path))
     model.to(device)
-    tuned = tuned_thresholds(model, ds, cfg, device)
-    out: dict[str, Any] = {split: evaluate_split(model, ds, split, cfg, device, tuned)[0]
-                           for split in ("val", "test") if ds.splits.get(split)}
+    preds = {}
+    for split in ("val", "test"):
+        if ds.splits.get(split):
+            check_scorable(ds, split)
+            preds[split] = predict(model, ds.splits[split], device, amp=cfg.train.amp)
+    tuned = tuned_thresholds(model, ds, cfg, device, preds.get("val"))  # each split run once
+    out: dict[str, Any] = {split: split_metrics(ds, split, p, cfg, tuned)
+                           for split, p in preds.items()}
     if tuned is not None:
         out["tuned_thresholds"] = tuned.to_dict()
     return out

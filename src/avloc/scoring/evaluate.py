@@ -158,11 +158,17 @@ def evaluate_split(
     protocol's thresholds, and with `tuned` beside them), and the predictions."""
     check_scorable(ds, split)
     preds = predict(model, ds.splits[split], device, amp=cfg.train.amp)
+    return split_metrics(ds, split, preds, cfg, tuned), preds
+
+
+def split_metrics(ds: Dataset, split: str, preds: Sequence[VideoPrediction], cfg: Config,
+                  tuned: ParsingThresholds | None = None) -> dict[str, Any]:
+    """`evaluate_split`'s metrics from predictions already made."""
     if ds.task == "event":
-        return event_metrics(ds, preds), preds
+        return event_metrics(ds, preds)
     if ds.task == "parsing":
-        return parsing_metrics(ds, preds, cfg.localize, tuned), preds
-    return action_metrics(ds, preds, cfg, split), preds
+        return parsing_metrics(ds, preds, cfg.localize, tuned)
+    return action_metrics(ds, preds, cfg, split)
 
 
 def selection_metric(cfg: Config, task: str) -> str:

@@ -224,12 +224,14 @@ def tune_parsing_thresholds(
 
 
 def tuned_thresholds(
-    model: AVLocModel, ds: Dataset, cfg: Config, device: torch.device | str = "cpu"
+    model: AVLocModel, ds: Dataset, cfg: Config, device: torch.device | str = "cpu",
+    val_preds: Sequence[VideoPrediction] | None = None,
 ) -> ParsingThresholds | None:
     """Parsing data: the thresholds of the method beside the protocol's, with where they
     come from: tuned on the validation split with localize.parsing_tune (for the run's
-    selection metric), else the settings' when they differ from the protocol's. None for
-    other data, and when there is nothing to tune on or report."""
+    selection metric; `val_preds`: its predictions when already made), else the settings'
+    when they differ from the protocol's. None for other data, and when there is nothing to
+    tune on or report."""
     if ds.task != "parsing":
         return None
     if not cfg.localize.parsing_tune:
@@ -237,6 +239,6 @@ def tuned_thresholds(
         return None if mine.values() == OFFICIAL.values() else mine
     if not ds.splits.get("val"):
         return None
-    preds = predict(model, ds.splits["val"], device, amp=cfg.train.amp)
+    preds = val_preds or predict(model, ds.splits["val"], device, amp=cfg.train.amp)
     loc = tune_parsing_thresholds(ds, preds, cfg, selection_metric(cfg, ds.task))
     return ParsingThresholds.of(loc, TUNED_SOURCE)
