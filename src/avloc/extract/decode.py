@@ -12,6 +12,8 @@ placed on that clock by its first timestamp (zero-padded or cut at the start).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +50,22 @@ def decode_video(
     frame_size: int = 224,
 ) -> DecodedVideo:
     """Decode `path` on the snippet grid; any decoding failure is a one-line AvlocError."""
-    av = need("av")
     path = Path(path)
+    with open_container(path) as container:
+        return _decode(container, path, snippet_seconds, frames_per_snippet, frame_size)
+
+
+@contextmanager
+def open_container(path: Path) -> Iterator[Any]:
+    """PyAV's container of `path`; a missing file or any FFmpeg error is one AvlocError."""
+    av = need("av")
     if not path.is_file():
         raise AvlocError(f"{path}: video file does not exist")
     try:
         with av.open(str(path)) as container:
-            return _decode(container, path, snippet_seconds, frames_per_snippet, frame_size)
+            if not container.streams.video:
+                raise AvlocError(f"{path}: has no video stream")
+            yield container
     except av.FFmpegError as err:  # FFmpeg's own words, without PyAV's [Errno N] and path
         why = getattr(err, "strerror", None) or first_line(err)
         raise AvlocError(f"{path}: cannot decode video ({why})") from None
@@ -63,20 +74,18 @@ def decode_video(
 def _decode(
     container: Any, path: Path, snippet_seconds: float, frames_per_snippet: int, frame_size: int
 ) -> DecodedVideo:
-    if not container.streams.video:
-        raise AvlocError(f"{path}: has no video stream")
     vstream = container.streams.video[0]
     vstream.thread_type = "AUTO"  # frame-threaded decoding: decoding dominates on long videos
     astream = container.streams.audio[0] if container.streams.audio else None
     fps = float(vstream.average_rate or vstream.guessed_rate or 0.0)
-    meta_duration = _stream_duration(vstream, container)
+    meta_duration = stream_duration(vstream, container)
     if meta_duration is None:
         meta_duration = _probe_duration(path, vstream.index)
     grid_len = num_snippets(meta_duration, snippet_seconds)
     times = sample_times(grid_len, snippet_seconds, frames_per_snippet)  # (T, k)
     selector = _FrameSelector(times.ravel(), frame_size)
     audio = _AudioCollector() if astream is not None else None
-    origin = _start_seconds(vstream)
+    origin = start_seconds(vstream)
     streams = [vstream] + ([astream] if astream is not None else [])
     for packet in container.demux(*streams):
         for frame in packet.decode():
@@ -111,7 +120,7 @@ def decode_notes(meta: dict[str, Any], snippet_seconds: float) -> list[str]:
     return notes
 
 
-def _stream_duration(vstream: Any, container: Any) -> float | None:
+def stream_duration(vstream: Any, container: Any) -> float | None:
     """Seconds of video from the stream header, else the container header, else None."""
     if vstream.duration and vstream.time_base:
         return float(vstream.duration * vstream.time_base)
@@ -126,7 +135,7 @@ def _probe_duration(path: Path, index: int) -> float:
     end = 0.0
     with av.open(str(path)) as container:
         stream = container.streams[index]
-        start = _start_seconds(stream) or 0.0
+        start = start_seconds(stream) or 0.0
         for packet in container.demux(stream):
             if packet.pts is not None and packet.time_base:
                 span = (packet.pts + (packet.duration or 0)) * packet.time_base
@@ -134,7 +143,7 @@ def _probe_duration(path: Path, index: int) -> float:
     return end
 
 
-def _start_seconds(stream: Any) -> float | None:
+def start_seconds(stream: Any) -> float | None:
     if stream.start_time is None or not stream.time_base:
         return None
     return float(stream.start_time * stream.time_base)
@@ -237,5 +246,5 @@ def video_seconds(path: str | Path) -> float:
     """Header duration of a video (for benchmarks' seconds-per-minute), without decoding."""
     av = need("av")
     with av.open(str(path)) as container:
-        duration = _stream_duration(container.streams.video[0], container)
+        duration = stream_duration(container.streams.video[0], container)
     return duration if duration is not None and math.isfinite(duration) else 0.0
