@@ -57,3 +57,23 @@ def test_cfr_output_at_8_fps_picks_the_release_jpegs_of_the_real_clip():
     expected = json.loads(JPEGS.read_text())["jpeg_frames"]
     assert len(clock.output(8)) == len(expected) == 82
     assert clock.output(8).tolist() == expected
+
+
+def test_moviepy_nearest_sample_and_quantisation():
+    from avloc.extract.release_grid import moviepy_int16, nearest_resample
+
+    wave = np.arange(44100 * 2, dtype=np.float64).reshape(-1, 2)  # (44100, 2): 1 s
+    out = nearest_resample(wave, 44100, 16000, 1.0)
+    plain = [wave[min(int(np.round(44100 * (k * (1 / 16000)))), 44099)] for k in range(16000)]
+    assert out.shape == (16000, 2) and np.array_equal(out, np.array(plain))
+    assert moviepy_int16(np.array([1.0, -1.0, 0.5, -0.00001])).tolist() == [32440, -32440,
+                                                                            16384, 0]
+
+
+def test_ten_second_windows_cover_every_snippet_once():
+    from avloc.extract.release_grid import ten_second_windows
+
+    for snippets in (1, 9, 10, 11, 25, 60):
+        windows = ten_second_windows(snippets)
+        assert sum(count for _, count in windows) == snippets
+        assert [start for start, _ in windows] == [16000 * 10 * i for i in range(len(windows))]
