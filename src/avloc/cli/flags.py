@@ -101,8 +101,9 @@ def backends(p: argparse.ArgumentParser, recorded: bool) -> None:
                                          if n in WEIGHT_FILES else "a diagnostic)")
                  for n in names]
         text = ("must match the checkpoint's (checked)" if recorded else ", ".join(kinds))
-        p.add_argument(f"--{kind}-backend", choices=names, default=None if recorded else default,
-                       help=text)
+        # no default in the parser: a flag not given reads None (extract checks it against
+        # --protocol, localize against the checkpoint) and extract then takes `default`
+        p.add_argument(f"--{kind}-backend", choices=names, help=text)
         needs = [n for n in names if n in WEIGHT_FILES]
         p.add_argument(f"--{kind}-weights", help=f"weight file for {', '.join(needs)} (else "
                        f"${WEIGHTS_ENV}/{', '.join(WEIGHT_FILES[n] for n in needs)})")

@@ -6,22 +6,15 @@ avloc.config.formats.FORMATS; base.py is the interface every reader returns.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 from avloc.config import DataConfig
 from avloc.config.formats import FORMATS
 from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Timing, Video
 from avloc.util.errors import AvlocError
+from avloc.util.refs import named
 
 __all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Timing", "Video", "load_dataset"]
-
-
-def named(ref: str) -> Any:
-    """The function a formats-table entry names as "module:function"."""
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def check_layout(cfg: DataConfig, root: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from avloc.config import load_config
 from avloc.config.formats import FORMATS
-from avloc.data import named
 from avloc.util.errors import AvlocError
+from avloc.util.refs import named
 
 
 def export_ground_truth(fmt: str, root: str | Path, out: str | Path,

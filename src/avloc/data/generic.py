@@ -51,6 +51,7 @@ from avloc.data.checks import (
     require_file,
     snippet_labels_from_segments,
 )
+from avloc.extract.store import SETTING_KEYS  # what a .npz meta says about its making
 from avloc.util.errors import AvlocError
 from avloc.util.io import read_json
 
@@ -222,10 +223,6 @@ def _feature_dir(root: Path) -> Path:
     return fdir
 
 
-# The `avloc extract` settings stored in a .npz's "meta" that define how features were made.
-EXTRACTOR_KEYS = ("audio_backend", "visual_backend", "snippet_seconds", "frames_per_snippet")
-
-
 def _extractor(z: Any, where: str) -> dict[str, Any] | None:
     if "meta" not in z.files:
         return None
@@ -233,7 +230,7 @@ def _extractor(z: Any, where: str) -> dict[str, Any] | None:
         meta = json.loads(str(z["meta"]))
     except (ValueError, TypeError) as e:
         raise AvlocError(f"{where}: 'meta' is not JSON ({e})") from None
-    found = {k: meta[k] for k in EXTRACTOR_KEYS if isinstance(meta, dict) and k in meta}
+    found = {k: meta[k] for k in SETTING_KEYS if isinstance(meta, dict) and k in meta}
     return found or None
 
 

@@ -75,9 +75,10 @@ class VggishBackend(PatchAudioBackend):
     log_offset = melspec.VGGISH_LOG_OFFSET
     batch_size = 64  # patches per forward pass
 
-    def __init__(self, weights: str | Path | None = None) -> None:
-        path = resolve_weights(self.name, weights, WEIGHT_FILES[self.name], "--audio-weights",
-                               VGGISH_SOURCE)
+    def __init__(self, weights: str | Path | None = None,
+                 weights_dir: str | Path | None = None) -> None:
+        path = resolve_weights(f"back-end {self.name}", weights, WEIGHT_FILES[self.name],
+                               "--audio-weights", VGGISH_SOURCE, weights_dir)
         with torch.device("meta"):  # weights come from the file: skip the random init
             self.net = VGGish().eval()
         # torchvggish files saved from the full model also hold the PCA post-processor.

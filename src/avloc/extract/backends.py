@@ -42,28 +42,32 @@ def check_names(
 
 
 def make_audio_backend(
-    name: str = DEFAULT_AUDIO, weights: str | Path | None = None
+    name: str = DEFAULT_AUDIO, weights: str | Path | None = None,
+    weights_dir: str | Path | None = None,
 ) -> AudioBackend:
-    """Build (load) the audio back-end `name`; `weights` only for vggish."""
+    """Build (load) the audio back-end `name`; `weights` (else its file in weights_dir, else
+    in $AVLOC_WEIGHTS) only for vggish."""
     _check("audio", name, AUDIO_BACKENDS, weights, "--audio-weights")
     from avloc.extract import audio
 
     if name == "yamnet":
         return audio.YamnetBackend()
     if name == "vggish":
-        return audio.VggishBackend(weights)
+        return audio.VggishBackend(weights, weights_dir)
     return audio.RmsBackend()
 
 
 def make_visual_backend(
-    name: str = DEFAULT_VISUAL, weights: str | Path | None = None, batch_size: int = 32
+    name: str = DEFAULT_VISUAL, weights: str | Path | None = None, batch_size: int = 32,
+    weights_dir: str | Path | None = None,
 ) -> VisualBackend:
-    """Build (load) the visual back-end `name`; `weights` only for resnet152."""
+    """Build (load) the visual back-end `name`; `weights` (else its file in weights_dir, else
+    in $AVLOC_WEIGHTS) only for resnet152."""
     _check("visual", name, VISUAL_BACKENDS, weights, "--visual-weights")
     from avloc.extract import visual
 
     if name == "efficientnet_lite0":
         return visual.EfficientNetLite0Backend(batch_size)
     if name == "resnet152":
-        return visual.ResNet152Backend(weights, batch_size)
+        return visual.ResNet152Backend(weights, batch_size, weights_dir)
     return visual.MeanRgbBackend(batch_size)

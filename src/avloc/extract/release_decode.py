@@ -10,7 +10,7 @@ container's start time, as FFmpeg's default timestamp offset makes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,34 +54,37 @@ def frame_clock(path: Path) -> FrameClock:
     return FrameClock(np.maximum(times, 0.0), fps, float(duration))
 
 
-def decode_picked(
+def picked_frames(
     path: Path, picked: np.ndarray, convert: Callable[[Any], np.ndarray]
-) -> dict[int, np.ndarray]:
-    """{decoded-frame index: convert(frame)} for each index in `picked`, in one pass.
+) -> Iterator[np.ndarray]:
+    """convert(frame) for each entry of `picked`, in order, decoding the file once.
 
-    Indices count frames in presentation order (the order FFmpeg's decoder returns them);
-    a file that decodes fewer frames than its packets promise gives its last frame to the
-    missing indices."""
-    wanted = sorted({int(i) for i in np.asarray(picked).ravel()})
-    out: dict[int, np.ndarray] = {}
-    last = None
+    picked: (P,) decoded-frame indices, non-decreasing (every release's picks are), counted
+    in presentation order (the order FFmpeg's decoder returns frames); a frame picked twice
+    is converted once. A file that decodes fewer frames than its packets promise gives its
+    last frame to the missing picks. Streaming keeps one converted frame in memory, so a
+    long video costs no more memory than a short one."""
+    picked = np.asarray(picked, dtype=np.int64).ravel()
+    if np.any(np.diff(picked) < 0):
+        raise ValueError("picked frame indices must be non-decreasing")
+    position, last, current = 0, None, None
     with open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        position = 0
         for index, frame in enumerate(container.decode(stream)):
             last = frame
-            if position < len(wanted) and index == wanted[position]:
-                out[index] = convert(frame)
-                position += 1
-            if position == len(wanted):
-                break
+            if position < len(picked) and index == picked[position]:
+                current = convert(frame)
+                while position < len(picked) and picked[position] == index:
+                    yield current
+                    position += 1
+            if position == len(picked):
+                return
     if last is None:
         raise AvlocError(f"{path}: no decodable video frame")
-    for index in wanted:
-        if index not in out:
-            out[index] = convert(last)
-    return out
+    current = convert(last)
+    for _ in range(position, len(picked)):
+        yield current
 
 
 def decode_audio_s16(path: Path, rate: int | None = None, channels: int | None = None

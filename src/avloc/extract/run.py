@@ -25,14 +25,17 @@ from avloc.extract.backends import (
 )
 from avloc.extract.decode import decode_notes, decode_video
 from avloc.extract.melspec import SAMPLE_RATE
+from avloc.extract.protocols import get_protocol
 from avloc.extract.store import (
     FORMAT_VERSION,
+    Extracted,
     existing_state,
     setting_differences,
     write_features,
 )
 from avloc.util.errors import AvlocError, plural
 from avloc.util.progress import Heartbeat, eta_text, interactive
+from avloc.util.refs import named
 from avloc.util.sharding import parse_shard, select_shard, shard_name
 
 if TYPE_CHECKING:  # the back-ends import torch; this module does not need to
@@ -135,6 +138,22 @@ def extract_video(
     return audio[:num].astype(np.float32), visual[:num].astype(np.float32), meta
 
 
+class BackendExtractor:
+    """extract_video with back-ends built once: the extractor of a run without --protocol."""
+
+    def __init__(self, backends: tuple[AudioBackend, VisualBackend], snippet_seconds: float,
+                 frames_per_snippet: int) -> None:
+        self.backends, self.grid = backends, (snippet_seconds, frames_per_snippet)
+
+    def extract(self, path: Path) -> Extracted:
+        return Extracted(*extract_video(path, *self.backends, *self.grid))
+
+
+def protocol_settings(name: str) -> dict[str, Any]:
+    """What a protocol's files record and must match to count as done (store.SETTING_KEYS)."""
+    return {"protocol": name, "snippet_seconds": get_protocol(name).snippet_seconds}
+
+
 def extract_folder(
     inputs: str | Path | Iterable[str | Path],
     out_dir: str | Path,
@@ -143,6 +162,8 @@ def extract_folder(
     snippet_seconds: float = 1.0,
     frames_per_snippet: int = 1,
     *,
+    protocol: str | None = None,
+    weights_dir: str | Path | None = None,
     audio_weights: str | Path | None = None,
     visual_weights: str | Path | None = None,
     shard: str | None = None,
@@ -151,14 +172,36 @@ def extract_folder(
     progress: bool = True,
 ) -> ExtractSummary:
     """Extract every video of `inputs` (of shard "I/N", counted from 1: avloc.util.sharding) into
-    out_dir/<video id>.npz."""
-    _check_grid(snippet_seconds, frames_per_snippet)
-    check_names(audio_backend, visual_backend, audio_weights, visual_weights)
+    out_dir/<video id>.npz, with the back-ends and snippet grid given, or with a release's
+    `protocol` (extract.protocols; its weight files in weights_dir, else $AVLOC_WEIGHTS)."""
+    if protocol:
+        settings = protocol_settings(protocol)
+    else:
+        _check_grid(snippet_seconds, frames_per_snippet)
+        check_names(audio_backend, visual_backend, audio_weights, visual_weights)
+        settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
     part = parse_shard(shard)
     videos = select_shard(list_videos(inputs), part)
     out = Path(out_dir)  # made with the first file written: a failed batch leaves none
     summary = ExtractSummary(out, part, selected=len(videos))
-    settings = _settings(audio_backend, visual_backend, snippet_seconds, frames_per_snippet)
+    todo = _todo(videos, out, settings, overwrite, summary)
+    if not todo:
+        return summary
+    # networks are built only when there is work; a missing weight file stops here
+    if protocol:
+        extractor = named(get_protocol(protocol).extractor)(weights_dir, batch_size)
+    else:
+        backends = (make_audio_backend(audio_backend, audio_weights, weights_dir),
+                    make_visual_backend(visual_backend, visual_weights, batch_size, weights_dir))
+        extractor = BackendExtractor(backends, snippet_seconds, frames_per_snippet)
+    _run(todo, out, extractor, summary, progress)
+    return summary
+
+
+def _todo(videos: list[Path], out: Path, settings: dict[str, Any], overwrite: bool,
+          summary: ExtractSummary) -> list[Path]:
+    """The videos still to extract; the done ones are counted as skipped, and those whose
+    file was made with other settings as failed (each said why, on stderr)."""
     todo = []
     for path in videos:
         target = out / f"{path.stem}.npz"
@@ -177,26 +220,15 @@ def extract_folder(
         print(f"skipped {len(summary.skipped)} videos already extracted with these settings "
               f"into {out} ({_some(summary.skipped)}; --overwrite re-extracts them)",
               file=sys.stderr, flush=True)
-    if todo:  # build networks only when there is work; a missing weight file stops here
-        backends = (make_audio_backend(audio_backend, audio_weights),
-                    make_visual_backend(visual_backend, visual_weights, batch_size))
-        _run(todo, out, backends, snippet_seconds, frames_per_snippet, summary, progress)
-    return summary
+    return todo
 
 
 def _some(names: list[str], most: int = 3) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
-def _run(
-    todo: list[Path],
-    out: Path,
-    backends: tuple[AudioBackend, VisualBackend],
-    snippet_seconds: float,
-    per_snippet: int,
-    summary: ExtractSummary,
-    progress: bool,
-) -> None:
+def _run(todo: list[Path], out: Path, extractor: Any, summary: ExtractSummary,
+         progress: bool) -> None:
     from tqdm import tqdm
 
     bar = tqdm(todo, desc="extract", unit="video", disable=not (progress and interactive()),
@@ -208,11 +240,11 @@ def _run(
                   f"{eta_text(done, len(todo), time.monotonic() - start)}", file=sys.stderr,
                   flush=True)
         try:
-            audio, visual, meta = extract_video(path, *backends, snippet_seconds, per_snippet)
+            got = extractor.extract(path)
             out.mkdir(parents=True, exist_ok=True)
-            write_features(out / f"{path.stem}.npz", audio, visual, meta)
+            write_features(out / f"{path.stem}.npz", got.audio, got.visual, got.meta, got.streams)
             summary.written.append(path.stem)
-            for note in decode_notes(meta, snippet_seconds):
+            for note in decode_notes(got.meta, float(got.meta["snippet_seconds"])):
                 tqdm.write(f"avloc: note: {path}: {note}", file=sys.stderr)
         except Exception as err:  # noqa: BLE001 - one bad video must not stop the batch
             reason = str(err)

@@ -27,6 +27,15 @@ LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
 RESNET_SOURCE = "torchvision's resnet152-b121ed2d.pth or resnet152-394f9c45.pth, renamed"
 
 
+def to_tensor(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
+              ) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float: torchvision's ToTensor and Normalize
+    ((x / 255 - mean) / std, computed as (x - 255 mean) / (255 std))."""
+    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return (images - torch.tensor(mean).view(1, 3, 1, 1) * 255.0) / (
+        torch.tensor(std).view(1, 3, 1, 1) * 255.0)
+
+
 class VisualBackend:
     """Maps the (T, k, H, W, 3) uint8 RGB frames of a video to (T, dim): each frame goes
     through the network in batches, and the k frames of a snippet are averaged."""
@@ -46,10 +55,7 @@ class VisualBackend:
 
     def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float, normalised by mean/std."""
-        images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
-        return (images - mean) / std
+        return to_tensor(frames, self.mean, self.std)
 
     def per_frame(
         self, frames: np.ndarray, call: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -124,10 +130,11 @@ class ResNet152Backend(ClassifierBackend):
     name = "resnet152"
     dim = 2048
 
-    def __init__(self, weights: str | Path | None = None, batch_size: int = 32) -> None:
+    def __init__(self, weights: str | Path | None = None, batch_size: int = 32,
+                 weights_dir: str | Path | None = None) -> None:
         super().__init__(batch_size)
-        path = resolve_weights(self.name, weights, WEIGHT_FILES[self.name], "--visual-weights",
-                               RESNET_SOURCE)
+        path = resolve_weights(f"back-end {self.name}", weights, WEIGHT_FILES[self.name],
+                               "--visual-weights", RESNET_SOURCE, weights_dir)
         with torch.device("meta"):  # weights come from the file: skip the random init
             self.net = resnet152().eval()
         load_state_dict(path, self.net, "ResNet-152 (torchvision layout)")

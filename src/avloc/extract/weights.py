@@ -54,26 +54,33 @@ def package_dir(name: str) -> Path | None:
 
 
 def resolve_weights(
-    backend: str, given: str | Path | None, default_name: str, flag: str, source: str
+    backend: str, given: str | Path | None, default_name: str, flag: str, source: str,
+    folder: str | Path | None = None,
 ) -> Path:
-    """The weight file of `backend`: `given` if set, else $AVLOC_WEIGHTS/default_name."""
+    """The weight file of `backend`: `given` if set, else default_name in `folder` (a
+    --weights DIR), else in $AVLOC_WEIGHTS."""
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise AvlocError(f"{path}: weight file of back-end {backend} does not exist")
+            raise AvlocError(f"{path}: weight file of {backend} does not exist")
         return path
-    folder = os.environ.get(WEIGHTS_ENV)
-    if folder:
-        path = Path(folder).expanduser() / default_name
-        if path.is_file():
-            return path
-        where = f"{path} does not exist"
-    else:
-        where = f"${WEIGHTS_ENV} is not set"
+    found = find_weights(default_name, folder)
+    if isinstance(found, Path):
+        return found
     raise AvlocError(
-        f"back-end {backend} needs its weight file {default_name} ({source}): pass {flag} PATH "
-        f"or put it at ${WEIGHTS_ENV}/{default_name} ({where}); see docs/extraction.md"
+        f"{backend} needs its weight file {default_name} ({source}): pass {flag} PATH "
+        f"or put it at ${WEIGHTS_ENV}/{default_name} ({found}); see docs/extraction.md"
     )
+
+
+def find_weights(name: str, folder: str | Path | None = None) -> Path | str:
+    """`name` in `folder` (else $AVLOC_WEIGHTS) when it is there; else why not, in words."""
+    if folder is None:
+        folder = os.environ.get(WEIGHTS_ENV)
+        if not folder:
+            return f"${WEIGHTS_ENV} is not set"
+    path = Path(folder).expanduser() / name
+    return path if path.is_file() else f"{path} does not exist"
 
 
 def load_state_dict(

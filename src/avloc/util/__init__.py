@@ -7,4 +7,5 @@
 - sharding.py   --shard I/N, counted from 1
 - cpus.py       the CPU threads torch uses (train.threads, affinity, cgroup quota)
 - profiling.py  peak CPU bytes, for benchmarks and memory tests
+- refs.py       "module:name" references in tables, imported when used
 """
