@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from avloc.config.protocols import PROTOCOLS
 from avloc.data.base import Timing, Video
+from avloc.extract.store import Extracted
 from avloc.scoring.predict import VideoPrediction, predict
 from avloc.scoring.results import (
     CAS_DIR,
@@ -41,6 +43,7 @@ from avloc.scoring.results import (
 from avloc.scoring.tuned_model import TunedModel, load_tuned_model
 from avloc.util.errors import AvlocError, plural
 from avloc.util.progress import interactive
+from avloc.util.refs import named
 
 FEATURE_DIR = "features"  # OUT/features: the extraction cache unless --features DIR
 CHUNK = 16  # videos run through the model at once
@@ -58,11 +61,17 @@ class Localization:
 
 
 def recorded_extractors(ckpt: dict[str, Any], source: str) -> dict[str, Any]:
+    """How the checkpoint's training features were made: a release protocol
+    (config.protocols) or `avloc extract` back-ends, with the snippet grid."""
     ext = ckpt.get("extractors")
+    if ext and ext.get("protocol"):
+        return ext
     if not ext or "audio_backend" not in ext or "visual_backend" not in ext:
         raise AvlocError(
-            f"{source}: the checkpoint records no feature extractors (it was trained on features "
-            "not made by `avloc extract`); train on `avloc extract` output to localize raw videos"
+            f"{source}: the checkpoint records no feature extractors: its features were made "
+            "neither by `avloc extract` nor by a release protocol it knows (setting "
+            f"data.feature_protocol: {', '.join(PROTOCOLS)}); train on features one of them "
+            "makes to localize raw videos"
         )
     return ext
 
@@ -72,7 +81,10 @@ def check_requested(
 ) -> None:
     """A back-end the user names must be the one the checkpoint was trained on."""
     for kind, asked in (("audio", audio), ("visual", visual)):
-        trained = ext[f"{kind}_backend"]
+        trained = ext.get(f"{kind}_backend")
+        if asked and ext.get("protocol"):
+            raise AvlocError(f"{source}: trained on features of protocol {ext['protocol']}, "
+                             f"which fixes its networks: --{kind}-backend does not apply")
         if asked and asked != trained:
             raise AvlocError(
                 f"{source}: trained on {kind} features from {trained!r}, not {asked!r}; "
@@ -80,22 +92,33 @@ def check_requested(
             )
 
 
+def extract_one(video: str | Path, ext: dict[str, Any], audio_weights: Any = None,
+                visual_weights: Any = None, weights_dir: Any = None) -> Extracted:
+    """One video's features made as the checkpoint's training features were (`ext`)."""
+    from avloc.extract import extract_video, make_audio_backend, make_visual_backend
+
+    if ext.get("protocol"):
+        extractor = named(PROTOCOLS[ext["protocol"]].extractor)(weights_dir)
+        return extractor.extract(Path(video))
+    return Extracted(*extract_video(
+        video, make_audio_backend(ext["audio_backend"], audio_weights, weights_dir),
+        make_visual_backend(ext["visual_backend"], visual_weights, weights_dir=weights_dir),
+        float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
+    ))  # fmt: skip
+
+
 def localize_video(
     video: str | Path, checkpoint: str | Path, *, audio_backend: str | None = None,
     visual_backend: str | None = None, audio_weights: str | Path | None = None,
-    visual_weights: str | Path | None = None, untuned: bool = False,
+    visual_weights: str | Path | None = None, weights_dir: str | Path | None = None,
+    untuned: bool = False,
 ) -> Localization:
     """One video, in memory: nothing is written."""
-    from avloc.extract import extract_video, make_audio_backend, make_visual_backend
-
     m = load_tuned_model(checkpoint, untuned)
     ext = recorded_extractors(m.ckpt, str(m.path))
     check_requested(ext, audio_backend, visual_backend, str(m.path))
-    audio, visual, meta = extract_video(
-        video, make_audio_backend(ext["audio_backend"], audio_weights),
-        make_visual_backend(ext["visual_backend"], visual_weights),
-        float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
-    )  # (T, D_a), (T, D_v)
+    got = extract_one(video, ext, audio_weights, visual_weights, weights_dir)
+    audio, visual = got.audio, got.visual  # (T, D_a), (T, D_v)
     dims = [audio.shape[1], visual.shape[1]]
     if dims != list(m.ckpt["feature_dims"]):
         raise AvlocError(f"{video}: extracted feature dims {dims} differ from the checkpoint's "
@@ -103,7 +126,7 @@ def localize_video(
     vid = Path(video).stem
     item = Video(vid, audio, visual, np.zeros(len(m.ckpt["classes"]), np.float32))
     seconds = float(ext["snippet_seconds"])
-    duration = float(meta.get("duration", len(audio) * seconds))
+    duration = float(got.meta.get("duration", len(audio) * seconds))
     rec = record_from_prediction(predict(m.model, [item])[0], m.ckpt["classes"],
                                  Timing(seconds), duration, {})
     return localization(rec, m)
@@ -139,7 +162,8 @@ def localize_batch(
     inputs: Sequence[str | Path], checkpoint: str | Path, out: str | Path,
     features: str | Path | None = None, *, audio_backend: str | None = None,
     visual_backend: str | None = None, audio_weights: str | Path | None = None,
-    visual_weights: str | Path | None = None, untuned: bool = False, progress: bool = True,
+    visual_weights: str | Path | None = None, weights_dir: str | Path | None = None,
+    untuned: bool = False, progress: bool = True,
 ) -> BatchSummary:
     """Videos and folders of videos (`inputs`), or with no inputs every .npz of `features`,
     into OUT: features cached in `features` (default OUT/features), OUT/cas/<video>.npz,
@@ -162,8 +186,9 @@ def localize_batch(
     summary.done_before = [vid for vid, state in states.items() if state == "done"]
     failed: dict[str, str] = {}
     if inputs and pending:  # only videos not localized yet need their features
-        failed |= _extract([sources[v] for v in pending], fdir, ext, audio_weights,
-                           visual_weights, progress)
+        failed |= _extract([sources[v] for v in pending], fdir, ext, progress,
+                           audio_weights=audio_weights, visual_weights=visual_weights,
+                           weights_dir=weights_dir)
     todo = [vid for vid in pending if vid not in failed]
     _localize(todo, fdir, out, sources, m, summary, failed, progress)
     records = list(_finished_records(out, sources, summary, failed))
@@ -216,17 +241,20 @@ def _refuse_stale(out: Path, states: dict[str, str], m: TunedModel) -> None:
                          "another --out, or delete them to localize again")
 
 
-def _extract(videos: list[str], fdir: Path, ext: dict[str, Any], audio_weights: Any,
-             visual_weights: Any, progress: bool) -> dict[str, str]:
-    """Extract what the feature cache lacks, with the checkpoint's back-ends and grid `ext`,
-    as `avloc extract` does (same code, same rules); return {video id: reason} of the
-    videos that failed."""
+def _extract(videos: list[str], fdir: Path, ext: dict[str, Any], progress: bool,
+             **weights: Any) -> dict[str, str]:
+    """Extract what the feature cache lacks, with the checkpoint's protocol or back-ends and
+    grid `ext`, as `avloc extract` does (same code, same rules); return {video id: reason}
+    of the videos that failed."""
     from avloc.extract import extract_folder
 
-    done = extract_folder(videos, fdir, ext["audio_backend"], ext["visual_backend"],
-                          float(ext["snippet_seconds"]), int(ext.get("frames_per_snippet", 1)),
-                          audio_weights=audio_weights, visual_weights=visual_weights,
-                          progress=progress)
+    if ext.get("protocol"):
+        done = extract_folder(videos, fdir, protocol=ext["protocol"], progress=progress,
+                              weights_dir=weights["weights_dir"])
+    else:
+        done = extract_folder(videos, fdir, ext["audio_backend"], ext["visual_backend"],
+                              float(ext["snippet_seconds"]),
+                              int(ext.get("frames_per_snippet", 1)), progress=progress, **weights)
     return {Path(path).stem: reason for path, reason in done.failed}
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from avloc.cli import flags
 from avloc.config import CHOICES, EvalConfig
 from avloc.config.formats import EXPORTS_GT
+from avloc.config.protocols import PROTOCOLS
 from avloc.extract.backends import DEFAULT_AUDIO, DEFAULT_VISUAL
-from avloc.extract.protocols import PROTOCOLS
 from avloc.extract.weights import WEIGHTS_ENV
 from avloc.util.errors import AvlocError
 
@@ -111,8 +111,7 @@ protocols (weight files looked for in --weights DIR, else ${WEIGHTS_ENV}):
     p.add_argument("--protocol", choices=list(PROTOCOLS), help="make the features as a "
                    "benchmark release made them (networks, frames, audio framing; "
                    "docs/extraction.md); instead of the back-ends and the grid")
-    p.add_argument("--weights", metavar="DIR", help=f"folder of the weight files (default "
-                   f"${WEIGHTS_ENV}); names below and in docs/extraction.md")
+    flags.weights_dir(p)
     p.add_argument("--layout", choices=("npz", "release"), default="npz", help="npz: "
                    "OUT/<video>.npz (default); release: also the release's own files in OUT "
                    "(AVE's h5, LLP's feats/<stream>/<clip>.npy), the .npz in OUT/features/")

@@ -91,6 +91,12 @@ def untuned(p: argparse.ArgumentParser) -> None:
                    "models the thresholds tuned on validation; the checkpoint's own localize.*")
 
 
+def weights_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="DIR", help=f"folder of the weight files (default "
+                   f"${WEIGHTS_ENV}): the back-ends' and the release protocols' files, by the "
+                   "names `avloc extract --help` and docs/extraction.md give")
+
+
 def backends(p: argparse.ArgumentParser, recorded: bool) -> None:
     """--audio-backend, --visual-backend and their weight files. `recorded`: the checkpoint
     names the back-ends (avloc localize), so a name given here is only checked against it."""

@@ -174,7 +174,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     text, status = localize_command(
         args.inputs, args.checkpoint, args.out, args.features, audio_backend=args.audio_backend,
         visual_backend=args.visual_backend, audio_weights=args.audio_weights,
-        visual_weights=args.visual_weights, untuned=args.untuned, progress=not args.no_progress,
+        visual_weights=args.visual_weights, weights_dir=args.weights, untuned=args.untuned,
+        progress=not args.no_progress,
     )
     print(text)
     return status
@@ -195,6 +196,7 @@ def add_localize(sub: flags.Commands) -> None:
                    "features instead of OUT/features; without INPUT, its files are localized")
     flags.untuned(p)
     flags.backends(p, recorded=True)
+    flags.weights_dir(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from avloc.config.formats import FORMATS
+from avloc.config.protocols import PROTOCOLS
 from avloc.config.sections import (
     Config,
     DataConfig,
@@ -20,6 +21,7 @@ from avloc.util.errors import AvlocError
 
 CHOICES = {
     "data.format": tuple(FORMATS),
+    "data.feature_protocol": ("", *PROTOCOLS),
     "data.batching": ("pad", "bucket", "shortest"),
     "train.dtype": ("float32", "float64"),
     "data.synth_events": ("uniform", "ave"),

@@ -28,6 +28,10 @@ class DataConfig:
     # the dataset's layout: a name of config.formats.FORMATS (synthetic, ave, anet12, generic,
     # thumos14, thumos14_wtalc, llp, llp_synthetic; `avloc --help` and docs/datasets.md)
     format: str = "synthetic"
+    # the release protocol (config.protocols: ave, llp) whose procedure made this dataset's
+    # feature files, "" when none did (generated data; `avloc extract` output records its
+    # own); checkpoints record it, so `avloc localize` extracts new videos that way
+    feature_protocol: str = ""
     # AVE: 1 s; ActivityNet and THUMOS'14 in the W-TALC layout: 16 frames at 25 fps = 0.64 s
     snippet_seconds: float = 1.0
     max_seqlen: int = 750  # training crops longer videos to this many snippets (W-TALC)

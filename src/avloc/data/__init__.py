@@ -6,13 +6,18 @@ avloc.config.formats.FORMATS; base.py is the interface every reader returns.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from avloc.config import DataConfig
 from avloc.config.formats import FORMATS
+from avloc.config.protocols import PROTOCOLS
 from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Timing, Video
 from avloc.util.errors import AvlocError
 from avloc.util.refs import named
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SPLITS", "Annotation", "Dataset", "Segment", "Timing", "Video", "load_dataset"]
 
@@ -42,4 +47,21 @@ def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
             raise AvlocError(f"{root}: data directory does not exist")
         if fmt.needs_root:
             check_layout(cfg, root)
-    return named(fmt.reader)(cfg, root)
+    ds = named(fmt.reader)(cfg, root)
+    if ds.extractors is None and cfg.feature_protocol and fmt.needs_root:
+        ds.extractors = protocol_record(cfg.feature_protocol, ds)
+    return ds
+
+
+def protocol_record(name: str, ds: Dataset) -> dict[str, Any] | None:
+    """What a checkpoint records of features a release protocol made: its name and grid;
+    None (and a warning) when the features' sizes are not the protocol's, e.g. AVE with
+    ResNet-152 visual features, which `--protocol ave` (VGG-19 pool5) does not make."""
+    made = PROTOCOLS[name]
+    if ds.feature_dims != (made.audio_dim, made.visual_dim):
+        log.warning("setting data.feature_protocol=%s: these features are %s-d (audio, visual), "
+                    "the protocol makes %s-d; the checkpoint records no protocol, and "
+                    "`avloc localize` will not extract videos for it", name, ds.feature_dims,
+                    (made.audio_dim, made.visual_dim))
+        return None
+    return {"protocol": name, "snippet_seconds": made.snippet_seconds}

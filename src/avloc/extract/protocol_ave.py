@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avloc.extract.protocols import PROTOCOLS
+from avloc.config.protocols import PROTOCOLS
 from avloc.extract.release_audio import ave_examples
 from avloc.extract.release_decode import decode_audio_s16, frame_clock, picked_frames
 from avloc.extract.release_extract import batched, release_meta, snippets, vggish, weight_file

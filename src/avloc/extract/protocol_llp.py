@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from avloc.config.protocols import PROTOCOLS
 from avloc.extract.nets import resnet152
-from avloc.extract.protocols import PROTOCOLS
 from avloc.extract.release_audio import MOVIEPY_RATE, llp_examples, llp_wave
 from avloc.extract.release_decode import decode_audio_s16, frame_clock, picked_frames
 from avloc.extract.release_extract import release_meta, snippets, vggish, weight_file

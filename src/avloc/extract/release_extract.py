@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from avloc.config.protocols import Protocol
 from avloc.extract.audio import VGGISH_SOURCE, VggishBackend
 from avloc.extract.grid import num_snippets
-from avloc.extract.protocols import Protocol
 from avloc.extract.release_decode import FrameClock
 from avloc.extract.store import FORMAT_VERSION
 from avloc.extract.weights import WEIGHTS_ENV, find_weights

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avloc.config.protocols import get_protocol
 from avloc.extract.backends import (
     DEFAULT_AUDIO,
     DEFAULT_VISUAL,
@@ -25,7 +26,6 @@ from avloc.extract.backends import (
 )
 from avloc.extract.decode import decode_notes, decode_video
 from avloc.extract.melspec import SAMPLE_RATE
-from avloc.extract.protocols import get_protocol
 from avloc.extract.store import (
     FORMAT_VERSION,
     Extracted,

@@ -3,8 +3,9 @@ per release, and the one list of them.
 
 A protocol reproduces how a release made its feature files (frames, audio framing,
 networks, pooling), so that a model trained on the release's features can localize a
-user's own videos. This module imports nothing heavy: the CLI lists the names, the
-settings check `data.feature_protocol`, and a checkpoint's record is read, without torch.
+user's own videos. Like config.formats, this table imports nothing: the CLI lists the
+names and the settings check `data.feature_protocol` without loading a network; the
+extractors it names live in avloc/extract/.
 Each protocol's steps, with their sources, are in docs/extraction.md ("Release protocols").
 """
 
