@@ -19,6 +19,7 @@ from avloc.extract.store import read_features, read_streams
 from avloc.util.errors import AvlocError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from compare_features import cosines  # noqa: E402
 from random_weights import KERAS_FILE, write_random_weights  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -140,9 +141,12 @@ def test_cli_llp_on_the_real_clip_writes_the_release_files(real_video, weights, 
                                                            capsys):
     from avloc.data.llp import release_features
 
-    out = tmp_path / "llp"
+    out = tmp_path / "my_llp"
     assert main(["extract", str(real_video), "--out", str(out), "--protocol", "llp",
                  "--weights", str(weights), "--layout", "release", "--no-progress"]) == 0
+    printed = capsys.readouterr().out.replace(str(tmp_path) + "/", "")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert printed in readme  # the README shows this run's output
     audio, visual, meta = read_features(out / "features" / "BjCEufrlXm4.npz")
     assert (audio.shape, visual.shape, meta["protocol"]) == ((10, 128), (10, 2560), "llp")
     assert np.isfinite(audio).all() and np.isfinite(visual).all()
@@ -152,6 +156,10 @@ def test_cli_llp_on_the_real_clip_writes_the_release_files(real_video, weights, 
     ra, rv = release_features(out / "feats", "BjCEufrlXm4_30_40", "res152+r2plus1d_18")
     np.testing.assert_allclose(ra, audio, atol=1e-6)  # the LLP reader takes them unchanged
     np.testing.assert_allclose(rv, visual, atol=1e-5)
+    release = np.load(out / "feats" / "res152" / "BjCEufrlXm4.npy")
+    mine = read_streams(out / "features" / "BjCEufrlXm4.npz")["res152"]
+    np.testing.assert_allclose(cosines(mine, release), 1.0, atol=1e-6)  # the docs' command
+    np.testing.assert_allclose(cosines(mine, -release), -1.0, atol=1e-6)
     assert main(["extract", str(real_video), "--out", str(out), "--protocol", "llp",
                  "--weights", str(weights), "--layout", "release", "--no-progress"]) == 0
     assert "1 already done" in capsys.readouterr().out  # the .npz cache is the protocol's
@@ -175,9 +183,13 @@ def ave_release(weights, tmp_path_factory) -> tuple[Path, list[Path]]:
     for split, order in (("train", [0, 1, 4]), ("val", [2]), ("test", [3])):
         with h5py.File(out / f"{split}_order.h5", "w") as handle:
             handle["order"] = np.array(order)
-    summary, files = extract_release(videos, out, "ave", weights_dir=weights, progress=False)
-    assert not summary.failed and {f.name for f in files} == {"audio_feature.h5",
-                                                              "visual_feature.h5"}
+    first, none = extract_release(videos, out, "ave", weights_dir=weights, progress=False,
+                                  shard="1/2")
+    assert len(first.written) == 2 and none == []  # half the rows: no h5 yet
+    second, files = extract_release(videos, out, "ave", weights_dir=weights, progress=False,
+                                    shard="2/2")
+    assert not second.failed and {f.name for f in files} == {"audio_feature.h5",
+                                                             "visual_feature.h5"}
     return out, videos
 
 

@@ -1,12 +1,12 @@
 """`avloc localize`: from raw video files (or their extracted features) to timed segments.
 
-The checkpoint records how its training features were made (`avloc extract` back-ends
-and snippet grid, see `Dataset.extractors`); videos are extracted the same way, run
-through the model, and turned into segments: runs of argmax classes for event models
-(AVE-style), the W-TALC two-stage thresholding for action models (with the run's tuned
-settings when `avloc tune` wrote them, avloc.scoring.tune), audio and visual event tracks for
-parsing models (LLP-style; each segment then has a "modality", and the thresholds are
-those the run tuned on validation).
+The checkpoint records how its training features were made (`avloc extract` back-ends and
+snippet grid, or a release protocol, config.protocols; see `Dataset.extractors`); videos are
+extracted the same way, run through the model, and turned into segments: runs of argmax
+classes for event models (AVE-style), the W-TALC two-stage thresholding for action models
+(with the run's tuned settings when `avloc tune` wrote them, avloc.scoring.tune), audio and
+visual event tracks for parsing models (LLP-style; each segment then has a "modality", and
+the thresholds are those the run tuned on validation).
 
 `localize_video` does one video in memory. `localize_batch` does any number into an
 output folder (avloc.scoring.results): features cached by `avloc extract`'s own code and rules

@@ -128,7 +128,11 @@ protocols (weight files looked for in --weights DIR, else ${WEIGHTS_ENV}):
 
 
 def protocol_lines() -> str:
-    return "\n".join(f"  {p.name}: {p.about}; {', '.join(p.weights)}"
+    """Each protocol and its weight files, wrapped for an 88-column terminal."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(f"{p.name}: {p.about}; files: {', '.join(p.weights)}", 88,
+                                   initial_indent="  ", subsequent_indent="    ")
                       for p in PROTOCOLS.values())
 
 

@@ -93,8 +93,8 @@ def untuned(p: argparse.ArgumentParser) -> None:
 
 def weights_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="DIR", help=f"folder of the weight files (default "
-                   f"${WEIGHTS_ENV}): the back-ends' and the release protocols' files, by the "
-                   "names `avloc extract --help` and docs/extraction.md give")
+                   f"${WEIGHTS_ENV}): the back-ends' and the release protocols' files, named "
+                   "in `avloc extract --help` and docs/extraction.md")
 
 
 def backends(p: argparse.ArgumentParser, recorded: bool) -> None:

@@ -160,9 +160,11 @@ def add_plot(sub: flags.Commands) -> None:
 
 
 def cmd_localize(args: argparse.Namespace) -> int:
-    """Localize events or actions in raw videos: extract features with the back-ends the
-    checkpoint was trained on (recorded in it; cached in OUT/features, or --features DIR,
-    by the rules of `avloc extract`), run the model and write OUT/results.json (every
+    """Localize events or actions in raw videos: extract features as the checkpoint's were
+    made (its `avloc extract` back-ends, or the release protocol of a model trained on a
+    release's features, e.g. --config ave or llp, whose networks read --weights DIR; recorded
+    in it; cached in OUT/features, or --features DIR, by the rules of `avloc extract`), run
+    the model and write OUT/results.json (every
     video's segments, ActivityNet results format) and OUT/cas/<video>.npz (class
     activations, mu and snippet times). A video already done is not redone; one that fails
     is reported and skipped. One video file also gets OUT/<video>_segments.json and
