@@ -15,6 +15,12 @@ the snippet grid), grid (snippet counts, sample instants, patch pooling), melspe
 log-mel frontend), audio / visual (the back-end interfaces and back-ends), backends
 (back-ends by name), nets (VGGish, ResNet-152), yamnet (the ONNX export), weights
 (optional packages and weight files), store (the .npz format).
+
+The release protocols (`--protocol`, table config.protocols): protocol_ave and
+protocol_llp (the extractors), release_extract (what they share), release_grid (the
+releases' sampling arithmetic), release_decode (decoding as FFmpeg's tools did),
+release_audio (VGGish's inputs as the releases framed them), release_nets (VGG-19,
+R(2+1)D-18).
 """
 
 from avloc.extract.backends import (

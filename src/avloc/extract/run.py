@@ -173,7 +173,7 @@ def extract_folder(
 ) -> ExtractSummary:
     """Extract every video of `inputs` (of shard "I/N", counted from 1: avloc.util.sharding) into
     out_dir/<video id>.npz, with the back-ends and snippet grid given, or with a release's
-    `protocol` (extract.protocols; its weight files in weights_dir, else $AVLOC_WEIGHTS)."""
+    `protocol` (config.protocols; its weight files in weights_dir, else $AVLOC_WEIGHTS)."""
     if protocol:
         settings = protocol_settings(protocol)
     else:
