@@ -260,3 +260,13 @@ def test_missing_weights_and_wrong_flags_are_one_line_errors(real_video, weights
         from avloc.extract.protocol_ave import AveExtractor
 
         AveExtractor(broken)
+
+
+def test_a_short_silent_video_gets_one_snippet_of_silence(weights, tmp_path):
+    from avloc.extract.protocol_llp import LlpExtractor
+
+    video = make_test_video(tmp_path / "v.mp4", 0.5, audio=False, size=(64, 48))
+    got = LlpExtractor(weights).extract(video)
+    assert (got.audio.shape, got.visual.shape) == ((1, 128), (1, 2560))
+    assert np.isfinite(got.audio).all() and np.isfinite(got.visual).all()
+    assert got.meta["has_audio"] is False and got.streams["res152"].shape == (8, 2048)
