@@ -21,9 +21,10 @@ that is then trained (the student), from the training split alone.
   (`snippet_pseudo_labels`) for a model trained anew with a snippet-level loss on them
   (losses.self_training_loss); R rounds, each round's student the next round's teacher.
 
-Nothing here reads an annotation, a validation or a test video: the targets are functions
-of the training videos (features and weak labels) and the teacher's weights at its last
-epoch (its validation only writes its own log). The teachers are runs in RUN/teacher0,
+Nothing here reads an annotation, a validation or a test video: the teachers train on a
+view of the dataset that holds the training split alone (no validation: a teacher's model
+is its last epoch), and the targets are functions of the training videos (features and
+weak labels) and the teacher's weights. The teachers are runs in RUN/teacher0,
 RUN/teacher1, ... (their config.yaml: the same settings with the recipe's earlier rounds),
 resumed with the run. docs/paper-notes.md ("Recipes") maps each step to these functions.
 """
@@ -61,8 +62,8 @@ def rounds(cfg: Config) -> int:
 
 def teacher_config(cfg: Config, r: int) -> Config:
     """Teacher r's settings: the run's, with r rounds of its recipe (so teacher 0 is the
-    plain model) and validation only at its last epoch (its weights are the last epoch's)."""
-    train = dataclasses.replace(cfg.train, eval_every=cfg.train.epochs, tensorboard=False,
+    plain model). It has no validation split: its last epoch is its model."""
+    train = dataclasses.replace(cfg.train, tensorboard=False,
                                 label_refinement="none",
                                 self_training_rounds=min(r, cfg.train.self_training_rounds))
     return dataclasses.replace(cfg, train=train)
@@ -79,12 +80,15 @@ def prepare(trainer: Trainer, data_root: str | Path | None = None) -> None:
         raise AvlocError("train.label_refinement / train.self_training_rounds: the recipes "
                          "train their teachers in one process; run without torchrun")
     saved = rng_state()
-    ds = trainer.ds
+    # the teachers see the training split alone: no validation or test clip, no annotation
+    ds = dataclasses.replace(trainer.ds, splits={"train": trainer.ds.splits["train"]},
+                             annotations={})
     for r in range(rounds(cfg)):
         teacher = fit_teacher(teacher_config(cfg, r), ds, trainer.out / f"teacher{r}",
                               trainer.device, trainer.dist, data_root)
         ds = with_targets(ds, teacher, cfg, trainer.device)
-    trainer.ds = ds
+    trainer.ds = dataclasses.replace(trainer.ds, splits={**trainer.ds.splits,
+                                                         "train": ds.splits["train"]})
     set_rng_state(saved)
 
 
@@ -108,7 +112,7 @@ def fit_teacher(cfg: Config, ds: Dataset, out: Path, device: torch.device, dist:
 def with_targets(ds: Dataset, teacher: AVLocModel, cfg: Config, device: torch.device
                  ) -> Dataset:
     """`ds` with its training videos carrying the teacher's targets (other splits as they
-    are, never read)."""
+    are; `prepare` gives it the training split alone)."""
     videos = ds.splits["train"]
     if cfg.train.label_refinement == "ma":
         refined = modality_aware_labels(teacher, videos, cfg.train.seed, device)
