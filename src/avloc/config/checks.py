@@ -140,6 +140,7 @@ def _check_recipes(cfg: Config) -> None:
           "must be >= 0")
     _need(0 < t.self_training_threshold <= 1, "train.self_training_threshold",
           t.self_training_threshold, "must be in (0, 1]")
+    _need(t.ma_ratio >= 0, "train.ma_ratio", t.ma_ratio, "must be >= 0")
     _need(cfg.loss.self_training_weight >= 0, "loss.self_training_weight",
           cfg.loss.self_training_weight, "must be >= 0")
     _need(t.self_training_rounds == 0 or m.head == "fused", "train.self_training_rounds",

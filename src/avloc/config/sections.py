@@ -180,6 +180,9 @@ class TrainConfig:
     # sharing none of its labels; a label whose prediction does not survive is judged not
     # heard (not seen), and the final model's audio (visual) stream learns 0 for it)
     label_refinement: str = "none"
+    # ma: a label is gone from a stream when both streams' probabilities fall below this
+    # times the class's error rate scaled by the stream's largest (0.5: Wu and Yang's code)
+    ma_ratio: float = 0.5
     # event and action: rounds of self-training (ASM-Loc, CVPR 2022): each round's teacher
     # labels the training videos' snippets, the next model learns them (0: none)
     self_training_rounds: int = 0

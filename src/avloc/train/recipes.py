@@ -47,9 +47,6 @@ from avloc.train.distributed import Dist
 from avloc.train.loop import Trainer
 from avloc.util.errors import AvlocError
 
-# Wu and Yang: a label is gone from a stream when its probability falls below this share of
-# the class's scaled error rate (step 2, `estimate_label`: prob / class_error < 0.5)
-MA_RATIO = 0.5
 CHUNK = 64  # clips per forward pass while making targets
 
 
@@ -115,7 +112,8 @@ def with_targets(ds: Dataset, teacher: AVLocModel, cfg: Config, device: torch.de
     are; `prepare` gives it the training split alone)."""
     videos = ds.splits["train"]
     if cfg.train.label_refinement == "ma":
-        refined = modality_aware_labels(teacher, videos, cfg.train.seed, device)
+        refined = modality_aware_labels(teacher, videos, cfg.train.seed, device,
+                                        cfg.train.ma_ratio)
         new = [dataclasses.replace(v, modality_labels=m) for v, m in zip(videos, refined,
                                                                          strict=True)]
     else:
@@ -171,14 +169,14 @@ def swapped_stream_probs(model: AVLocModel, videos: Sequence[Video], partners: n
     return np.concatenate(rows)
 
 
-def ma_thresholds(own: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(2, C) per stream and class: MA_RATIO x the class's error rate over the training
-    clips (stream's video-level prediction at 0.5 against the weak label, every clip and
-    class), scaled by the stream's largest. A class the stream never gets wrong has 0:
-    none of its labels is removed. own (N, 2, C), labels (N, C)."""
+def ma_thresholds(own: np.ndarray, labels: np.ndarray, ratio: float = 0.5) -> np.ndarray:
+    """(2, C) per stream and class: `ratio` (train.ma_ratio) x the class's error rate over
+    the training clips (the stream's video-level prediction at 0.5 against the weak label,
+    every clip and class), scaled by the stream's largest. A class the stream never gets
+    wrong has 0: none of its labels is removed. own (N, 2, C), labels (N, C)."""
     err = ((own > 0.5) != (labels[:, None, :] > 0)).mean(axis=0)  # (2, C)
     top = err.max(axis=1, keepdims=True)  # (2, 1)
-    return MA_RATIO * np.divide(err, top, out=np.zeros_like(err), where=top > 0)
+    return ratio * np.divide(err, top, out=np.zeros_like(err), where=top > 0)
 
 
 def ma_refine(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -198,11 +196,11 @@ def ma_refine(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> 
 
 
 def modality_aware_labels(model: AVLocModel, videos: Sequence[Video], seed: int,
-                          device: torch.device) -> list[np.ndarray]:
+                          device: torch.device, ratio: float = 0.5) -> list[np.ndarray]:
     """Step 2 of Wu and Yang on the training clips: (2, C) refined labels per clip."""
     labels = np.stack([v.labels for v in videos])
     probs = swapped_stream_probs(model, videos, ma_partners(labels, seed), device)
-    refined = ma_refine(probs, labels, ma_thresholds(probs[:, 0], labels))
+    refined = ma_refine(probs, labels, ma_thresholds(probs[:, 0], labels, ratio))
     _say_refined(refined, labels)
     return list(refined)
 
