@@ -15,7 +15,6 @@ the truly absent below the present (AUC: 0.5 chance, 1 perfect).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -64,9 +63,8 @@ def main() -> None:
                                        f"train.seed={seed}", *args.overrides])
         ds = load_dataset(cfg.data, args.data)
         videos = ds.splits["train"]
-        alone = dataclasses.replace(ds, splits={"train": videos}, annotations={})
         with tempfile.TemporaryDirectory() as tmp:
-            model = recipes.fit_teacher(recipes.teacher_config(cfg, 0), alone,
+            model = recipes.fit_teacher(recipes.teacher_config(cfg, 0), recipes.training_view(ds),
                                         Path(tmp) / "teacher0", torch.device("cpu"), Dist())
         labels = np.stack([v.labels for v in videos])
         probs = recipes.swapped_stream_probs(model, videos, recipes.ma_partners(labels, seed),

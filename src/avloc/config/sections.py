@@ -176,9 +176,10 @@ class TrainConfig:
     select_metric: str = "auto"
     # ---- recipes: a teacher trained first in RUN/teacher*/ sets extra training targets ----
     # (train/recipes.py, docs/paper-notes.md "Recipes"; off: no gain measured yet)
-    # parsing: none | ma (Wu and Yang, CVPR 2021: swap a clip's audio (visual) with a clip
-    # sharing none of its labels; a label whose prediction does not survive is judged not
-    # heard (not seen), and the final model's audio (visual) stream learns 0 for it)
+    # parsing: none | ma (Wu and Yang, CVPR 2021: swap a clip's visual (audio) with a clip
+    # sharing none of its labels; a label whose prediction does not survive on its own audio
+    # (visual) is judged not heard (not seen): the final model's audio (visual) stream
+    # learns 0 for it)
     label_refinement: str = "none"
     # ma: a label is gone from a stream when both streams' probabilities fall below this
     # times the class's error rate scaled by the stream's largest (0.5: Wu and Yang's code)

@@ -10,8 +10,9 @@ that is then trained (the student), from the training split alone.
   (`swapped_stream_probs`); per class, how often each stream's prediction at 0.5 disagrees
   with the weak labels sets how far a probability must fall to count as gone
   (`ma_thresholds`); a label that neither stream still predicts once the clip's own audio
-  is all that is left is judged not seen, once its own visual is all that is left not
-  heard (`ma_refine`). The student learns 0 for such a label in that stream.
+  is all that is left (another clip's visual) is judged not heard, once its own visual is
+  all that is left not seen, each stream on its own (`ma_refine`). The student's audio
+  (visual) stream learns 0 for a label not heard (seen); its pooled prediction, every label.
 - Self-training rounds (`train.self_training_rounds=R`; event and action data): after
   ASM-Loc (He, Yang, Kang, Cheng, Zhou and Shrivastava, "ASM-Loc: Action-aware Segment
   Modeling for Weakly-Supervised Temporal Action Localization", CVPR 2022, its pseudo-label
@@ -77,9 +78,7 @@ def prepare(trainer: Trainer, data_root: str | Path | None = None) -> None:
         raise AvlocError("train.label_refinement / train.self_training_rounds: the recipes "
                          "train their teachers in one process; run without torchrun")
     saved = rng_state()
-    # the teachers see the training split alone: no validation or test clip, no annotation
-    ds = dataclasses.replace(trainer.ds, splits={"train": trainer.ds.splits["train"]},
-                             annotations={})
+    ds = training_view(trainer.ds)
     for r in range(rounds(cfg)):
         teacher = fit_teacher(teacher_config(cfg, r), ds, trainer.out / f"teacher{r}",
                               trainer.device, trainer.dist, data_root)
@@ -87,6 +86,12 @@ def prepare(trainer: Trainer, data_root: str | Path | None = None) -> None:
     trainer.ds = dataclasses.replace(trainer.ds, splits={**trainer.ds.splits,
                                                          "train": ds.splits["train"]})
     set_rng_state(saved)
+
+
+def training_view(ds: Dataset) -> Dataset:
+    """What a teacher sees: `ds` with its training split alone (no validation or test clip)
+    and no annotation."""
+    return dataclasses.replace(ds, splits={"train": ds.splits["train"]}, annotations={})
 
 
 def fit_teacher(cfg: Config, ds: Dataset, out: Path, device: torch.device, dist: Dist,
@@ -164,7 +169,8 @@ def swapped_stream_probs(model: AVLocModel, videos: Sequence[Video], partners: n
         passes = []
         for k in range(3):
             batch = collate([p[k] for p in part]).to(device, dtype)
-            passes.append(model(batch.audio, batch.visual, batch.mask)["stream"].float())
+            stream = model(batch.audio, batch.visual, batch.mask)["stream"]  # (b, 2, C)
+            passes.append(stream.float())
         rows.append(torch.stack(passes, dim=1).cpu().numpy())  # (b, 3, 2, C)
     return np.concatenate(rows)
 
@@ -180,19 +186,19 @@ def ma_thresholds(own: np.ndarray, labels: np.ndarray, ratio: float = 0.5) -> np
 
 
 def ma_refine(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(N, 2, C) labels judged heard (row 0) and seen (row 1). probs (N, 3, 2, C) from
-    `swapped_stream_probs`. Not seen: with its own visual and another clip's audio, both
-    streams' probabilities of the label are below the visual threshold. Not heard: with its
-    own audio and another clip's visual, both below the audio threshold. A label judged
-    neither heard nor seen stays in both (a weak label is heard or seen; the test cannot
-    say which): each row is a subset of the clip's labels and their union is all of them."""
+    """(N, 2, C) the labels each stream keeps: heard (row 0) and seen (row 1); their
+    step 2's `estimate_label`. probs (N, 3, 2, C) from `swapped_stream_probs`. Not seen:
+    with its own visual and another clip's audio, both streams' probabilities of the label
+    are below the visual threshold; not heard: with its own audio and another clip's
+    visual, both below the audio threshold. Each stream is judged on its own, as in their
+    code, so a label can leave both (the teacher finds it only with both tracks); the
+    pooled prediction still learns it (`losses.parsing_mil_loss`). Each row is a subset of
+    the clip's labels."""
     y = labels > 0  # (N, C)
-    own_visual, own_audio = probs[:, 2], probs[:, 1]  # (N, 2, C) each
-    not_seen = y & (own_visual < thresholds[1]).all(axis=1)  # (N, C)
-    not_heard = y & (own_audio < thresholds[0]).all(axis=1)  # (N, C)
-    both = not_seen & not_heard
-    heard, seen = y & ~(not_heard & ~both), y & ~(not_seen & ~both)
-    return np.stack([heard, seen], axis=1).astype(np.float32)
+    own_visual, own_audio = probs[:, 2], probs[:, 1]  # (N, 2, C) each: both streams
+    not_seen = (own_visual < thresholds[1]).all(axis=1)  # (N, C)
+    not_heard = (own_audio < thresholds[0]).all(axis=1)  # (N, C)
+    return np.stack([y & ~not_heard, y & ~not_seen], axis=1).astype(np.float32)  # (N, 2, C)
 
 
 def modality_aware_labels(model: AVLocModel, videos: Sequence[Video], seed: int,
@@ -206,11 +212,13 @@ def modality_aware_labels(model: AVLocModel, videos: Sequence[Video], seed: int,
 
 
 def _say_refined(refined: np.ndarray, labels: np.ndarray) -> None:
-    total = max(int((labels > 0).sum()), 1)
-    heard, seen = (int(((labels > 0) & (refined[:, m] == 0)).sum()) for m in (0, 1))
+    y = labels > 0  # (N, C)
+    total = max(int(y.sum()), 1)
+    gone = y[:, None, :] & (refined == 0)  # (N, 2, C) not heard, not seen
+    heard, seen, both = int(gone[:, 0].sum()), int(gone[:, 1].sum()), int(gone.all(1).sum())
     print(f"avloc: modality-aware labels: {heard} of {total} training labels judged not "
-          f"heard ({100 * heard / total:.1f} %), {seen} not seen ({100 * seen / total:.1f} %)",
-          flush=True)
+          f"heard ({100 * heard / total:.1f} %), {seen} not seen ({100 * seen / total:.1f} %), "
+          f"{both} neither", flush=True)
 
 
 # ---- self-training (ASM-Loc, FuSTAL) -------------------------------------------------------
@@ -227,7 +235,7 @@ def snippet_pseudo_labels(model: AVLocModel, videos: Sequence[Video], threshold:
         part = videos[start:start + CHUNK]
         batch = collate(part).to(device, dtype)
         p = model(batch.audio, batch.visual, batch.mask)["log_p"].float().exp()  # (b, L, C+1)
-        allowed = torch.cat([torch.ones_like(batch.labels[:, :1]), batch.labels], 1) > 0
+        allowed = torch.cat([torch.ones_like(batch.labels[:, :1]), batch.labels], 1) > 0  # (b, C+1)
         p = p.masked_fill(~allowed[:, None, :], -1.0).cpu().numpy()
         for j, v in enumerate(part):
             best, label = p[j, :v.length].max(-1), p[j, :v.length].argmax(-1)
