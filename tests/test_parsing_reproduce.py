@@ -92,3 +92,11 @@ def test_plot_cas_of_a_parsing_run_draws_event_tracks(tmp_path: Path, capsys):
     assert (tmp_path / "e.png").stat().st_size > 10_000
     assert main(["plot", "attention", str(tmp_path / "run"),
                  "--out", str(tmp_path / "a.png")]) == 0
+
+
+def test_the_benchmarks_ma_grid_is_rows_of_the_parsing_grid(tmp_path: Path):
+    grid = Path(__file__).parents[1] / "benchmarks" / "grids" / "parsing_ma.yaml"
+    part = {s.variant: s.cfg for s in plan_runs(load_grid(str(grid)), tmp_path, seeds=1)}
+    full = {s.variant: s.cfg for s in plan_runs(load_grid("parsing"), tmp_path, seeds=1)}
+    assert list(part) == ["2-stage", "2-stage_ma", "2-stage_ma_ratio1"]
+    assert all(cfg == full[name] for name, cfg in part.items())
