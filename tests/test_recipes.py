@@ -14,7 +14,7 @@ from avloc.config import load_config
 from avloc.data import Video, load_dataset
 from avloc.data.batching import collate
 from avloc.losses import parsing_mil_loss, self_training_loss
-from avloc.runs.layout import read_run_config
+from avloc.runs.layout import read_log, read_run_config
 from avloc.scoring.predict import predict
 from avloc.train import recipes
 from avloc.train.distributed import Dist
@@ -235,6 +235,17 @@ def test_each_round_learns_from_the_previous_rounds_student(tmp_path):
     got = trainer.ds.splits["train"]
     assert all(np.array_equal(v.snippet_targets, w) for v, w in zip(got, last, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(first, last, strict=True))
+
+
+def test_a_resumed_run_keeps_its_teachers_epochs_and_targets(tmp_path):
+    cfg = load_config("demo", SMALL_EVENT)
+    ds = sealed(load_dataset(cfg.data, None))
+    first = prepared(cfg, ds, tmp_path / "run").ds.splits["train"]
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=6))
+    again = prepared(longer, ds, tmp_path / "run").ds.splits["train"]  # as --resume does
+    assert len(read_log(tmp_path / "run" / "teacher0")) == cfg.train.epochs
+    assert all(np.array_equal(a.snippet_targets, b.snippet_targets)
+               for a, b in zip(first, again, strict=True))
 
 
 def test_recipes_are_off_by_default_and_refused_on_the_wrong_head():

@@ -27,7 +27,8 @@ view of the dataset that holds the training split alone (no validation: a teache
 is its last epoch), and the targets are functions of the training videos (features and
 weak labels) and the teacher's weights. The teachers are runs in RUN/teacher0,
 RUN/teacher1, ... (their config.yaml: the same settings with the recipe's earlier rounds),
-resumed with the run. docs/paper-notes.md ("Recipes") maps each step to these functions.
+resumed with the run (with the epoch count they started with). docs/paper-notes.md
+("Recipes") maps each step to these functions.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from avloc.config import Config
 from avloc.data import Dataset, Video
 from avloc.data.batching import collate
 from avloc.model import AVLocModel
+from avloc.runs.layout import CONFIG, read_run_config
 from avloc.runs.state import rng_state, seed_generators, set_rng_state
 from avloc.train.distributed import Dist
 from avloc.train.loop import Trainer
@@ -98,7 +100,11 @@ def fit_teacher(cfg: Config, ds: Dataset, out: Path, device: torch.device, dist:
                 data_root: str | Path | None = None) -> AVLocModel:
     """Teacher run `out` trained to its last epoch (resumed from its last.pt, or nothing to
     do when finished); its model at the last epoch. Its initial weights are those of a run
-    with the same seed."""
+    with the same seed. A teacher started before keeps its epoch count: `--resume RUN
+    train.epochs=N` trains the run's own model longer on the same targets."""
+    if (out / CONFIG).is_file():
+        epochs = read_run_config(out).train.epochs
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
     out.mkdir(parents=True, exist_ok=True)
     seed_generators(cfg.train.seed)
     teacher = Trainer(cfg, ds, out, device, dist)
