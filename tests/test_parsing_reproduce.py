@@ -20,7 +20,8 @@ TINY = ["data.synth_videos=40", "model.d_x=16", "train.epochs=2", "train.batch_s
 def test_parsing_grid_variants(tmp_path: Path):
     runs = {s.variant: s.cfg for s in plan_runs(load_grid("parsing"), tmp_path, seeds=1)}
     assert list(runs) == ["audio-only", "visual-only", "0-stage", "1-stage", "2-stage",
-                          "0-stage_pseu", "2-stage_pseu", "2-stage_all"]
+                          "0-stage_pseu", "2-stage_pseu", "2-stage_all", "2-stage_ma",
+                          "2-stage_ma_ratio1"]
     assert all(c.model.head == "parsing" and c.data.format == "llp_synthetic"
                for c in runs.values())
     assert (runs["audio-only"].model.modality, runs["audio-only"].model.stages) == ("audio", 0)
@@ -29,6 +30,9 @@ def test_parsing_grid_variants(tmp_path: Path):
             runs["2-stage"].loss.gamma) == (0, 0, 0)
     assert (runs["2-stage_all"].loss.alpha, runs["2-stage_all"].loss.beta,
             runs["2-stage_all"].loss.gamma) == (0.8, 0.8, 1.0)
+    assert runs["2-stage"].train.label_refinement == "none"
+    assert (runs["2-stage_ma"].train.label_refinement, runs["2-stage_ma"].train.ma_ratio,
+            runs["2-stage_ma_ratio1"].train.ma_ratio) == ("ma", 0.5, 1.0)
 
 
 def test_parsing_grid_end_to_end_report_and_figures(tmp_path: Path, capsys):
@@ -88,3 +92,11 @@ def test_plot_cas_of_a_parsing_run_draws_event_tracks(tmp_path: Path, capsys):
     assert (tmp_path / "e.png").stat().st_size > 10_000
     assert main(["plot", "attention", str(tmp_path / "run"),
                  "--out", str(tmp_path / "a.png")]) == 0
+
+
+def test_the_benchmarks_ma_grid_is_rows_of_the_parsing_grid(tmp_path: Path):
+    grid = Path(__file__).parents[1] / "benchmarks" / "grids" / "parsing_ma.yaml"
+    part = {s.variant: s.cfg for s in plan_runs(load_grid(str(grid)), tmp_path, seeds=1)}
+    full = {s.variant: s.cfg for s in plan_runs(load_grid("parsing"), tmp_path, seeds=1)}
+    assert list(part) == ["2-stage", "2-stage_ma", "2-stage_ma_ratio1"]
+    assert all(cfg == full[name] for name, cfg in part.items())

@@ -233,13 +233,24 @@ def pseudo_localization_loss(
     return _video_mean(nll * keep, mask)
 
 
+def self_training_loss(log_p: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor
+                       ) -> torch.Tensor:
+    """The student's term of self-training (ASM-Loc's pseudo-label supervision): per video
+    the sum over its snippets with a teacher's pseudo label (`targets` (B, L) long, -1 on
+    the others and on padding) of -log p^l(target), over its length L; mean over videos."""
+    keep = (targets >= 0) & mask  # (B, L)
+    nll = -log_p.gather(-1, targets.clamp(min=0)[..., None])[..., 0]  # (B, L)
+    return _video_mean(nll * keep, mask)
+
+
 def total_loss(
     out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
-    casl_classes: torch.Tensor | None = None,
+    casl_classes: torch.Tensor | None = None, snippet_targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
     """Eq. 10: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu. A weight of 0 skips a term.
 
-    casl_classes: optional, see casl_loss (the same value, cheaper)."""
+    casl_classes: optional, see casl_loss (the same value, cheaper). snippet_targets (B, L):
+    a teacher's pseudo labels (self-training), weighted by loss.self_training_weight."""
     log_p = out["log_p"]
     parts: dict[str, torch.Tensor] = {"mil": mil_loss(log_p, mask, labels, cfg)}
     if cfg.alpha:
@@ -250,7 +261,10 @@ def total_loss(
         parts["cont"] = foreground_continuity_loss(log_p, out["mu"], mask, labels, cfg)
     if cfg.gamma:
         parts["pseu"] = pseudo_localization_loss(log_p, mask, labels, cfg)
-    weights = {"mil": 1.0, "cas": cfg.alpha, "cont": cfg.beta, "pseu": cfg.gamma}
+    if snippet_targets is not None and cfg.self_training_weight:
+        parts["self"] = self_training_loss(log_p, mask, snippet_targets)
+    weights = {"mil": 1.0, "cas": cfg.alpha, "cont": cfg.beta, "pseu": cfg.gamma,
+               "self": cfg.self_training_weight}
     loss = sum(weights[name] * value for name, value in parts.items())
     return loss, parts
 
@@ -265,18 +279,23 @@ def _bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * p.log() + (1 - target) * (1 - p).log())
 
 
-def parsing_mil_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, cfg: LossConfig
-                     ) -> torch.Tensor:
+def parsing_mil_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, cfg: LossConfig,
+                     modality_labels: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-label MIL on the weak labels: BCE of the video-level probabilities pooled over
     time and modality, plus, with two streams, HAN's guided learning: each stream's own
     video-level probabilities learn the labels smoothed towards 0.5 (a y + (1 - a) / 2;
     HAN: a = 1 for audio, 0.9 for visual, since a labelled event is more often heard than
-    seen), weighted by loss.parsing_modality_weight. Means over classes and videos."""
+    seen), weighted by loss.parsing_modality_weight. Means over classes and videos.
+    `modality_labels` (B, 2, C), modality-aware label refinement (Wu and Yang 2021): a
+    label missing from stream m's row is a target of 0 for that stream (not smoothed, as
+    their retraining sets it); the pooled prediction still learns every label."""
     loss = _bce(out["video"], labels).mean()
     stream = out["stream"]  # (B, M, C)
     if stream.shape[1] == 2 and cfg.parsing_modality_weight:
         for m, a in enumerate((cfg.parsing_smooth_audio, cfg.parsing_smooth_visual)):
             target = a * labels + (1 - a) * 0.5  # (B, C)
+            if modality_labels is not None:
+                target = target.masked_fill((labels > 0) & (modality_labels[:, m] == 0), 0.0)
             loss = loss + cfg.parsing_modality_weight * _bce(stream[:, m], target).mean()
     return loss
 
@@ -318,12 +337,14 @@ def parsing_pseudo_loss(out: dict[str, torch.Tensor], mask: torch.Tensor,
 
 def parsing_total_loss(
     out: dict[str, torch.Tensor], mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
-    casl_classes: torch.Tensor | None = None,
+    casl_classes: torch.Tensor | None = None, modality_labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
     """Eq. 10 for the parsing head: L = L_mil + alpha L_cas + beta L_cont + gamma L_pseu with
     the parsing forms above; L_cas compares the concatenated streams, attended over time by
-    the log of each event's probability in either stream. A weight of 0 skips a term."""
-    parts: dict[str, torch.Tensor] = {"mil": parsing_mil_loss(out, labels, cfg)}
+    the log of each event's probability in either stream. A weight of 0 skips a term.
+    modality_labels (B, 2, C): refined per-modality labels (`parsing_mil_loss`)."""
+    parts: dict[str, torch.Tensor] = {"mil": parsing_mil_loss(out, labels, cfg,
+                                                              modality_labels)}
     if cfg.alpha:
         either = out["frame"].amax(dim=2).clamp(min=1e-7).log()  # (B, L, C)
         parts["cas"] = casl_loss(out["feat"], either, mask, labels, cfg.casl_margin,
@@ -339,16 +360,20 @@ def parsing_total_loss(
 
 def training_loss(
     out: ModelOutput, mask: torch.Tensor, labels: torch.Tensor, cfg: LossConfig,
-    casl_classes: torch.Tensor | None = None,
+    casl_classes: torch.Tensor | None = None, modality_labels: torch.Tensor | None = None,
+    snippet_targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
-    """Eq. 10 for the head that made `out`: `total_loss` (fused) or `parsing_total_loss`."""
-    terms = parsing_total_loss if out.parsing else total_loss
-    return terms(out, mask, labels, cfg, casl_classes)
+    """Eq. 10 for the head that made `out`: `total_loss` (fused) or `parsing_total_loss`,
+    with the recipes' targets when a batch carries them (avloc.train.recipes)."""
+    if out.parsing:
+        return parsing_total_loss(out, mask, labels, cfg, casl_classes, modality_labels)
+    return total_loss(out, mask, labels, cfg, casl_classes, snippet_targets)
 
 
 __all__ = [
     "casl_loss", "foreground_continuity_loss", "gaussian_window", "mil_loss",
     "parsing_continuity_loss", "parsing_mil_loss", "parsing_pseudo_loss", "parsing_total_loss",
-    "pseudo_labels", "pseudo_localization_loss", "temporal_smooth", "topk_pool_log",
+    "pseudo_labels", "pseudo_localization_loss", "self_training_loss", "temporal_smooth",
+    "topk_pool_log",
     "total_loss", "training_loss",
 ]

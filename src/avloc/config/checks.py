@@ -36,6 +36,7 @@ CHOICES = {
     "data.llp_features": ("auto", "release", "extract"),
     "data.missing_features": ("error", "skip_train", "skip"),
     "loss.casl_scores": ("prob", "logit"),
+    "train.label_refinement": ("none", "ma"),
     "train.select_metric": ("auto", "accuracy", "average_mAP", *PARSING_METRICS),
     "localize.class_filter": ("mean", "none"),
     "eval.ties": ("official", "stable"),
@@ -59,6 +60,7 @@ def validate(cfg: Config) -> Config:
     _check_model_and_loss(cfg.model, cfg.loss)
     _check_train(cfg.train)
     _check_localize(cfg.localize)
+    _check_recipes(cfg)
     parse_tiou(cfg.eval.tiou)
     return cfg
 
@@ -130,6 +132,23 @@ def _check_train(t: TrainConfig) -> None:
     _need(t.lr > 0, "train.lr", t.lr, "must be > 0")
     _need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, "train.device", t.device,
           "expected auto, cpu, cuda or cuda:N")
+
+
+def _check_recipes(cfg: Config) -> None:
+    t, m = cfg.train, cfg.model
+    _need(t.self_training_rounds >= 0, "train.self_training_rounds", t.self_training_rounds,
+          "must be >= 0")
+    _need(0 < t.self_training_threshold <= 1, "train.self_training_threshold",
+          t.self_training_threshold, "must be in (0, 1]")
+    _need(t.ma_ratio >= 0, "train.ma_ratio", t.ma_ratio, "must be >= 0")
+    _need(cfg.loss.self_training_weight >= 0, "loss.self_training_weight",
+          cfg.loss.self_training_weight, "must be >= 0")
+    _need(t.self_training_rounds == 0 or m.head == "fused", "train.self_training_rounds",
+          t.self_training_rounds, "self-training labels snippets of the fused head (event and "
+          "action data); for parsing use train.label_refinement=ma")
+    _need(t.label_refinement == "none" or (m.head == "parsing" and m.modality == "av"),
+          "train.label_refinement", t.label_refinement, "modality-aware refinement needs the "
+          "parsing head's two streams (model.head=parsing model.modality=av)")
 
 
 def _check_localize(c: LocalizeConfig) -> None:

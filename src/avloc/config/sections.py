@@ -146,6 +146,9 @@ class LossConfig:
     parsing_modality_weight: float = 1.0  # 0: only the fused video-level prediction learns
     parsing_smooth_audio: float = 1.0
     parsing_smooth_visual: float = 0.9
+    # train.self_training_rounds > 0: weight of the student's snippet-level cross-entropy
+    # on the teacher's pseudo labels (train/recipes.py), beside Eq. 10's terms
+    self_training_weight: float = 1.0
 
 
 @dataclass
@@ -171,6 +174,22 @@ class TrainConfig:
     # accuracy (event) | average_mAP (action) | LEVEL.NAME (parsing, e.g. segment_level.type_av,
     # the official code's choice) | auto
     select_metric: str = "auto"
+    # ---- recipes: a teacher trained first in RUN/teacher*/ sets extra training targets ----
+    # (train/recipes.py, docs/paper-notes.md "Recipes"; off: no gain measured yet)
+    # parsing: none | ma (Wu and Yang, CVPR 2021: swap a clip's visual (audio) with a clip
+    # sharing none of its labels; a label whose prediction does not survive on its own audio
+    # (visual) is judged not heard (not seen): the final model's audio (visual) stream
+    # learns 0 for it)
+    label_refinement: str = "none"
+    # ma: a label is gone from a stream when both streams' probabilities fall below this
+    # times the class's error rate scaled by the stream's largest (0.5: Wu and Yang's code)
+    ma_ratio: float = 0.5
+    # event and action: rounds of self-training (ASM-Loc, CVPR 2022): each round's teacher
+    # labels the training videos' snippets, the next model learns them (0: none)
+    self_training_rounds: int = 0
+    # a snippet's pseudo label: the teacher's likeliest of background and the video's own
+    # classes, kept when its probability is at least this (others are left out)
+    self_training_threshold: float = 0.5
     # progress bars on a terminal; when stdout or stderr is not one (a log file, a cluster
     # job), no bars: a line per epoch and, inside long epochs, one every progress_minutes
     progress: bool = setting(True, resumable=True, runtime=True)

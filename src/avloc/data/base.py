@@ -1,6 +1,7 @@
 """The dataset interface every reader returns.
 
-Training only ever receives `Video` objects: features and the video-level label.
+Training only ever receives `Video` objects: features and the video-level label (and,
+with a recipe, targets a teacher model made from them: avloc.train.recipes).
 Snippet labels and segments live in `Annotation`, which only evaluation reads, so
 there is no path by which temporal supervision can reach a loss.
 
@@ -28,6 +29,12 @@ class Video:
     audio: np.ndarray  # (T, D_a) float32; D_a = 0: the dataset has no audio features
     visual: np.ndarray  # (T, D_v) float32
     labels: np.ndarray  # (C,) float32 multi-hot over action classes; all zero = background only
+    # set by the recipes from a teacher's predictions on training videos, never read from
+    # annotations (avloc.train.recipes): (2, C) the labels judged heard (row 0) and seen
+    # (row 1), subsets of `labels` (train.label_refinement=ma); (T,) int64 snippet pseudo
+    # labels, 0 background, c + 1 = classes[c], -1 none (train.self_training_rounds)
+    modality_labels: np.ndarray | None = None
+    snippet_targets: np.ndarray | None = None
 
     @property
     def length(self) -> int:

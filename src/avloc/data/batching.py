@@ -29,6 +29,10 @@ class Batch:
     # (K,) the classes two or more of these videos hold: the only ones CASL can score,
     # known here on the host, so the loss selects them without a device sync
     casl_classes: torch.Tensor
+    # the recipes' targets (Video.modality_labels, Video.snippet_targets), when the videos
+    # carry them: (B, 2, C) float; (B, L) long, -1 on padding and unlabelled snippets
+    modality_labels: torch.Tensor | None = None
+    snippet_targets: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Batch:
         """On `device` (non-blocking on CUDA); floating tensors in `dtype` when given."""
@@ -37,7 +41,8 @@ class Batch:
                                        non_blocking=nb))
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
-        return Batch(*(fn(getattr(self, f.name)) for f in fields(self)))
+        return Batch(*(None if (t := getattr(self, f.name)) is None else fn(t)
+                       for f in fields(self)))
 
 
 BUCKET_BATCHES = 16  # bucket: videos sorted by length within chunks of this many batches
@@ -157,7 +162,15 @@ def collate(
         mask[i, :n] = True
     labels = np.stack([v.labels for v in videos])
     shared = torch.from_numpy(np.flatnonzero((labels > 0).sum(0) >= 2))
-    return Batch(audio, visual, mask, torch.from_numpy(labels).float(), shared)
+    modality = snippets = None
+    if videos[0].modality_labels is not None:
+        modality = torch.from_numpy(np.stack([v.modality_labels for v in videos])).float()
+    if videos[0].snippet_targets is not None:
+        snippets = torch.full((B, L), -1, dtype=torch.long)
+        for i, (v, w, n) in enumerate(zip(videos, windows, lengths, strict=True)):
+            snippets[i, :n] = torch.from_numpy(np.asarray(v.snippet_targets[w], np.int64))
+    return Batch(audio, visual, mask, torch.from_numpy(labels).float(), shared, modality,
+                 snippets)
 
 
 def crop_length(videos: Sequence[Video], groups: list[np.ndarray], batching: str,

@@ -5,6 +5,8 @@
 - loop.py         the loop (step, epoch, end of epoch, validation, fit)
 - finite.py       the NaN/Inf checks (every step on a CPU, deferred with replay on a GPU)
 - distributed.py  torchrun: process group, per-rank dropout, losses averaged over ranks
+- recipes.py      teachers whose predictions on the training videos become targets:
+                  modality-aware label refinement (parsing), self-training rounds
 
 The run's folder (its files, checkpoints, RNG state, the lock, reconciling after a kill) is
 avloc.runs; batches and prefetching live in avloc.data.batching, the check of a whole

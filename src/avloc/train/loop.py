@@ -118,7 +118,8 @@ class Trainer:
         with self.rank_dropout(), amp:
             out = self.net(batch.audio, batch.visual, batch.mask)
         loss, parts = training_loss(out.full_precision(), batch.mask, batch.labels,
-                                    self.cfg.loss, batch.casl_classes)
+                                    self.cfg.loss, batch.casl_classes, batch.modality_labels,
+                                    batch.snippet_targets)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         what = self.finite.after_backward(loss, self.model)

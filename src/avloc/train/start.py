@@ -23,7 +23,7 @@ from avloc.runs.layout import read_run_config, remembered_data_root
 from avloc.runs.state import Progress, RunFolder, seed_generators
 from avloc.scoring.eval_run import score_with_best
 from avloc.scoring.reports import run_summary
-from avloc.train import distributed
+from avloc.train import distributed, recipes
 from avloc.train.dashboard import require_tensorboard
 from avloc.train.distributed import Dist
 from avloc.train.loop import Trainer
@@ -46,6 +46,7 @@ def train(
     trainer = _trainer(cfg, data_root, out, d, device, dataset)
     with trainer.folder.lock():
         trainer.folder.start(trainer.cfg, data_root)
+        recipes.prepare(trainer, data_root)  # a recipe's teachers first (train.recipes)
         return _fit_and_score(trainer)
 
 
@@ -75,6 +76,8 @@ def resume(
             print(f"avloc: {out} has trained all its {trainer.cfg.train.epochs} epochs; nothing "
                   f"to train (to train longer: avloc train --resume {out} train.epochs=N)",
                   flush=True)
+        else:
+            recipes.prepare(trainer, data_root)
         return _fit_and_score(trainer)
 
 
