@@ -1,17 +1,16 @@
 """The I3D building blocks of the I3D feature releases: the network loads a pytorch-i3d
 layout state dict (random weights stand in for rgb_imagenet.pt), TV-L1 flow follows
-dense_flow's scaling, and the chunk / resampling arithmetic matches plain loops."""
+dense_flow's scaling, the window arithmetic matches a plain loop, and W-TALC's 25 fps
+frames are FFmpeg's constant-rate output (release_grid.cfr_output, the one model of it)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from avloc.extract.i3d import FEATURE_DIM, InceptionI3d, load_i3d, same_padding
-from avloc.extract.i3d_grid import chunk_centres, chunk_starts, resample_frame_indices
+from avloc.extract.release_grid import cfr_output, chunk_starts
 from avloc.util.errors import AvlocError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -126,43 +125,25 @@ def test_chunk_starts_match_a_loop(num_frames, stride):
     while start + 16 <= num_frames:
         expected.append(start)
         start += stride
-    assert chunk_starts(num_frames, 16, stride).tolist() == expected
+    assert chunk_starts(num_frames, stride).tolist() == expected
     if num_frames > 16:  # Finspire13's script: last start (n - 16) // stride * stride
         assert expected[-1] == (num_frames - 16) // stride * stride
     if stride == 16:
         assert len(expected) == num_frames // 16  # W-TALC: non-overlapping, tail dropped
-    assert chunk_centres(np.array(expected[:3])).tolist() == [s + 8.0 for s in expected[:3]]
 
 
 @pytest.mark.parametrize("native", [24.0, 25.0, 29.97, 30.0, 50.0, 59.94])
-def test_resampling_matches_a_loop(native):
-    duration = 3.3
-    screen, nearest = [], []
-    k = 0
-    while k / 25 < duration - 1e-12:
-        t = k / 25
-        j = 0
-        while (j + 1) / native <= t + 1e-12:  # the frame on screen at t
-            j += 1
-        screen.append(j)
-        j = 0
-        while (j + 1) / native < t + 0.5 / 25 - 1e-12:  # the nearest start, ties earlier
-            j += 1
-        nearest.append(j)
-        k += 1
-    last = math.ceil(duration * native) - 1
-    assert resample_frame_indices(duration, native, 25).tolist() == [min(j, last) for j in screen]
-    fps = resample_frame_indices(duration, native, 25, "fps_filter").tolist()
-    assert fps == [min(j, last) for j in nearest]
-    cfr = resample_frame_indices(duration, native, 25, "ffmpeg_cfr")
-    assert (np.diff(cfr) >= 0).all() and cfr[0] == 0 and abs(len(cfr) - len(screen)) <= 2
-
-
-def test_resampling_known_cases():
-    # 30 -> 25 drops one frame in six; the fps filter as libavfilter gave it through PyAV
-    assert resample_frame_indices(0.4, 30, 25).tolist() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
-    fps = [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]
-    assert resample_frame_indices(0.4, 30, 25, "fps_filter").tolist() == fps
-    assert resample_frame_indices(1.0, 25, 25, "ffmpeg_cfr").tolist() == list(range(25))
-    with pytest.raises(ValueError, match="rule"):
-        resample_frame_indices(1.0, 30, 25, "nearest")
+def test_25_fps_output_keeps_pace_with_the_frame_on_screen(native):
+    """ffmpeg -r 25 of a constant-rate input: in order, one frame per output slot, never
+    more than about one output frame away from the frame on screen at k / 25."""
+    count = int(3.3 * native)
+    out = cfr_output(np.arange(count) / native, 25, 1 / native)
+    screen = np.floor(np.arange(len(out)) * native / 25 + 1e-9)  # the frame at k / 25
+    assert out[0] == 0 and (np.diff(out) >= 0).all() and out[-1] >= count - 2
+    assert abs(len(out) - count * 25 / native) <= 2
+    assert np.abs(out - screen).max() <= native / 25 + 1
+    if native == 25:
+        assert out.tolist() == list(range(count))
+    if native == 30:  # one frame in six dropped
+        steps = np.diff(out)
+        assert set(steps.tolist()) == {1, 2} and abs((steps == 2).sum() - count / 6) <= 2
