@@ -56,19 +56,27 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in rgb])
 
 
-def raw_flow(gray: np.ndarray) -> np.ndarray:
-    """(N, H, W) uint8 -> (N - 1, H, W, 2) float32 displacement in pixels, x then y.
+class Tvl1:
+    """One TV-L1 object with OpenCV's defaults for a whole video, as dense_flow creates it.
 
     Flow k maps frame k to frame k + 1: frame_k(y, x) ~ frame_k+1(y + dy, x + dx), so
-    motion to the right is positive x. One TV-L1 object with OpenCV's defaults, as
-    dense_flow creates once per video.
+    motion to the right is positive x.
     """
-    cv2 = optflow_cv2()
+
+    def __init__(self) -> None:
+        self.tvl1 = optflow_cv2().optflow.DualTVL1OpticalFlow_create()
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """(H, W) uint8, (H, W) uint8 -> (H, W, 2) float32 displacement in pixels, x then y."""
+        return self.tvl1.calc(prev, nxt, None).astype(np.float32)
+
+
+def raw_flow(gray: np.ndarray) -> np.ndarray:
+    """(N, H, W) uint8 -> (N - 1, H, W, 2) float32 displacement in pixels (Tvl1's)."""
+    tvl1 = Tvl1()
     if gray.ndim != 3 or gray.dtype != np.uint8 or len(gray) < 2:
         raise ValueError(f"expected (N >= 2, H, W) uint8 frames, got {gray.shape} {gray.dtype}")
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    flows = [tvl1.calc(gray[k], gray[k + 1], None) for k in range(len(gray) - 1)]
-    return np.stack(flows).astype(np.float32)  # (N - 1, H, W, 2)
+    return np.stack([tvl1(gray[k], gray[k + 1]) for k in range(len(gray) - 1)])
 
 
 def flow_to_uint8(flow: np.ndarray, bound: float = BOUND) -> np.ndarray:
