@@ -254,3 +254,38 @@ def test_help_names_the_i3d_weight_files(capsys):
     text = capsys.readouterr().out
     assert "wtalc:" in text and "actionformer:" in text
     assert "rgb_imagenet.pt, flow_imagenet.pt" in text
+
+
+def test_thumos_release_to_training_to_localizing_a_new_video(weights, tmp_path, fast_tvl1):
+    """The thumos14 preset records the protocol and its downsample; localize extracts a
+    video with it and places the kept features on the grid the reader trained on."""
+    from avloc.checkpoint import read_checkpoint
+    from avloc.config import load_config
+    from avloc.data.base import frame_timing
+    from avloc.scoring.results import cas_path, read_cas
+    from avloc.train import train
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "thumos"
+    (data / "i3d_features").mkdir(parents=True)
+    database = {}
+    for i, subset in enumerate(["Validation"] * 4 + ["Test"]):
+        vid = f"video_{subset.lower()}_{i:07d}"
+        np.save(data / "i3d_features" / f"{vid}.npy", rng.normal(size=(40, 2048)).astype(
+            np.float32))  # 40 features: 172 frames at 25 fps
+        database[vid] = {"subset": subset, "duration": 172 / 25, "fps": 25.0, "annotations": [
+            {"segment": [1.0, 3.0], "label": "Dog" if i % 2 else "Car", "label_id": i % 2}]}
+    (data / "thumos14.json").write_text(json.dumps({"database": database}))
+    cfg = load_config("thumos14", ["model.d_x=16", "train.epochs=1", "train.batch_size=2",
+                                   "train.similar_pairs=1", "train.progress=false"])
+    train(cfg, data, tmp_path / "run")
+    ckpt = read_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["extractors"] == {"protocol": "actionformer", "snippet_seconds": 4 / 30,
+                                  "downsample": 4}
+    video = index_video(tmp_path / "new.mp4", 1.0, 25)  # 24 entries: 3 windows, 1 kept
+    loc = tmp_path / "loc"
+    assert main(["localize", str(video), "--checkpoint", str(tmp_path / "run"),
+                 "--weights", str(weights), "--out", str(loc), "--no-progress"]) == 0
+    assert read_features(loc / "features" / "new.npz")[1].shape == (3, 2048)
+    rec = read_cas(cas_path(loc, "new"))
+    assert len(rec.mu) == 1 and rec.timing == frame_timing(25.0, 4, 16, 4)
