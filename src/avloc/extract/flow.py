@@ -21,7 +21,8 @@ Inferred / not reproduced: build_of.py ran OpenCV's CUDA TV-L1 (cv::cuda::
 OpticalFlowDual_TVL1), whose parameters differ from this CPU one (one iteration count, no
 median filtering), so values agree in kind, not bit for bit; the JPEG compression of the flow
 images is not applied; the frame size the flow was computed at is not in those files (the
-feature script asserts 340x256 frames).
+feature script's load_frame resizes every image to 340x256; the I3D protocols compute the
+flow at that size, extract/protocol_i3d.py).
 """
 
 from __future__ import annotations
