@@ -180,7 +180,7 @@ def test_cli_wtalc_release_files_read_by_the_anet12_reader(weights, tmp_path, fa
 
 
 def test_cli_actionformer_release_files_read_by_the_thumos_reader(weights, tmp_path,
-                                                                  fast_tvl1):
+                                                                  fast_tvl1, capsys):
     from avloc.data.thumos import load_thumos14
 
     video = index_video(tmp_path / "video_test_0000001.mp4", 0.8, 25)
@@ -196,7 +196,8 @@ def test_cli_actionformer_release_files_read_by_the_thumos_reader(weights, tmp_p
     np.testing.assert_array_equal(ds.splits["test"][0].visual, stored)
     _, visual, meta = read_features(out / "features" / "video_test_0000001.npz")
     np.testing.assert_array_equal(visual, stored)
-    assert meta["protocol"] == "actionformer" and meta["has_audio"] is False
+    assert meta["protocol"] == "actionformer" and meta["has_audio"] is True  # not used
+    assert "note" not in capsys.readouterr().err  # no "features of silence": it makes none
 
 
 def test_localize_puts_actionformer_features_on_the_readers_grid(tmp_path):

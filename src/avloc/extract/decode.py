@@ -126,7 +126,7 @@ def decode_audio(path: Path) -> np.ndarray:
 def decode_notes(meta: dict[str, Any], snippet_seconds: float) -> list[str]:
     """What a user should hear about how a video was read (from `extract_video`'s meta)."""
     notes = []
-    if not meta.get("has_audio", True):
+    if not meta.get("has_audio", True) and meta.get("audio_dim", 1):  # (T, 0): none made
         notes.append("no audio track: its audio features are those of silence")
     duration = float(meta.get("duration", snippet_seconds))
     if duration < snippet_seconds:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from avloc.config.protocols import PROTOCOLS, Protocol
-from avloc.extract.decode import decode_audio, fit_audio
+from avloc.extract.decode import decode_audio, fit_audio, open_container
 from avloc.extract.flow import Tvl1, flow_to_uint8, to_gray, uint8_to_unit
 from avloc.extract.i3d import WEIGHT_FILES, load_i3d
 from avloc.extract.release_decode import FrameClock, frame_clock, picked_frames
@@ -163,4 +163,6 @@ class ActionformerExtractor(I3dExtractor):
         return np.arange(len(clock.times))  # every decoded frame (dense_flow's reader)
 
     def audio(self, path: Path, num: int) -> tuple[np.ndarray, bool]:
-        return np.zeros((num, 0), np.float32), False  # (T, 0): visual only
+        with open_container(path) as container:  # the headers only: is there a track
+            has_audio = bool(container.streams.audio)
+        return np.zeros((num, 0), np.float32), has_audio  # (T, 0): visual only
