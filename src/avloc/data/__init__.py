@@ -10,10 +10,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from avloc.config import DataConfig
 from avloc.config.formats import FORMATS
 from avloc.config.protocols import PROTOCOLS
-from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Timing, Video
+from avloc.data.base import SPLITS, Annotation, Dataset, Segment, Timing, Video, frame_timing
 from avloc.util.errors import AvlocError
 from avloc.util.refs import named
 
@@ -49,14 +51,16 @@ def load_dataset(cfg: DataConfig, root: str | Path | None) -> Dataset:
             check_layout(cfg, root)
     ds = named(fmt.reader)(cfg, root)
     if ds.extractors is None and cfg.feature_protocol and fmt.needs_root:
-        ds.extractors = protocol_record(cfg.feature_protocol, ds)
+        ds.extractors = protocol_record(cfg.feature_protocol, ds, cfg)
     return ds
 
 
-def protocol_record(name: str, ds: Dataset) -> dict[str, Any] | None:
-    """What a checkpoint records of features a release protocol made: its name and grid;
-    None (and a warning) when the features' sizes are not the protocol's, e.g. AVE with
-    ResNet-152 visual features, which `--protocol ave` (VGG-19 pool5) does not make."""
+def protocol_record(name: str, ds: Dataset, cfg: DataConfig | None = None
+                    ) -> dict[str, Any] | None:
+    """What a checkpoint records of features a release protocol made: its name and grid
+    (for a per-video frame grid, data.downsample too); None (and a warning) when the
+    features are not the protocol's: other sizes, e.g. AVE with ResNet-152 visual features,
+    which `--protocol ave` (VGG-19 pool5) does not make, or another time grid."""
     made = PROTOCOLS[name]
     if ds.feature_dims != (made.audio_dim, made.visual_dim):
         log.warning("setting data.feature_protocol=%s: these features are %s-d (audio, visual), "
@@ -64,4 +68,31 @@ def protocol_record(name: str, ds: Dataset) -> dict[str, Any] | None:
                     "`avloc localize` will not extract videos for it", name, ds.feature_dims,
                     (made.audio_dim, made.visual_dim))
         return None
-    return {"protocol": name, "snippet_seconds": made.snippet_seconds}
+    record: dict[str, Any] = {"protocol": name, "snippet_seconds": made.snippet_seconds}
+    if made.frame_window is None:
+        return record
+    cfg = cfg or DataConfig()
+    per_video = all(a.timing is not None for a in ds.annotations.values()) and ds.annotations
+    if not per_video or (cfg.feat_stride, cfg.num_frames) != made.frame_window:
+        log.warning("setting data.feature_protocol=%s: these features are not on its grid (a "
+                    "feature every %s of %s frames at each video's rate, data.format=thumos14); "
+                    "the checkpoint records no protocol", name, *made.frame_window)
+        return None
+    return record | {"downsample": cfg.downsample}
+
+
+def protocol_grid(audio: np.ndarray, visual: np.ndarray, meta: dict[str, Any],
+                  ext: dict[str, Any], seconds: float) -> tuple[np.ndarray, np.ndarray, Timing]:
+    """A video's extracted features and their time grid as a checkpoint trained on them
+    (`ext`, its record): a protocol with a per-video frame grid (actionformer) keeps every
+    recorded data.downsample-th feature and places them by the video's fps, as the reader
+    did (base.frame_timing); any other grid is Timing(seconds)."""
+    protocol = PROTOCOLS.get(ext.get("protocol") or "")
+    if protocol is None or protocol.frame_window is None:
+        return audio, visual, Timing(seconds)
+    if not meta.get("fps"):
+        raise AvlocError(f"video {meta.get('video')}: its features record no fps, which places "
+                         f"protocol {protocol.name}'s features; extract it again")
+    step = int(ext.get("downsample", 1))
+    timing = frame_timing(float(meta["fps"]), *protocol.frame_window, step)
+    return audio[::step], visual[::step], timing  # (T / k, D_a), (T / k, D_v)

@@ -67,6 +67,14 @@ class Timing:
         return self.offset + np.asarray(index, dtype=np.float64) * self.seconds
 
 
+def frame_timing(fps: float, feat_stride: int, num_frames: int, downsample: int = 1) -> Timing:
+    """The grid of features every feat_stride frames of num_frames each at `fps`, every
+    downsample-th kept: each kept feature's stride-wide interval centred on its window
+    (ActionFormer's feature centre, (i s + n / 2) / fps)."""
+    stride = feat_stride * downsample  # frames between kept features
+    return Timing(stride / fps, (num_frames - stride) / 2 / fps)
+
+
 def snippets_in(start: float, end: float, length: int, timing: Timing | float) -> np.ndarray:
     """(T,) bool: the snippets a segment [start, end) seconds holds, on the snippet grid
     `timing` (or seconds per snippet). Snippet t holds when its start lies in the segment

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from avloc.config import DataConfig
-from avloc.data.base import Annotation, Dataset, Segment, Timing, Video
+from avloc.data.base import Annotation, Dataset, Segment, Timing, Video, frame_timing
 from avloc.data.checks import (
     check_duration,
     check_feature_dims,
@@ -85,8 +85,7 @@ class ThumosEntry:
 def snippet_timing(fps: float, cfg: DataConfig) -> Timing:
     """The snippet grid of a video at `fps`: each kept feature's stride-wide interval,
     centred on its window (ActionFormer's feature centre, (i s + n / 2) / fps)."""
-    stride = cfg.feat_stride * cfg.downsample  # frames between kept features
-    return Timing(stride / fps, (cfg.num_frames - stride) / 2 / fps)
+    return frame_timing(fps, cfg.feat_stride, cfg.num_frames, cfg.downsample)
 
 
 def _first_existing(root: Path, names: tuple[str, ...], what: str, folder: bool = False) -> Path:

@@ -104,14 +104,29 @@ def _decode(
     length = min(grid_len, num_snippets(duration, snippet_seconds))
     if has_audio:
         length = min(length, num_snippets(wave.size / SAMPLE_RATE, snippet_seconds))
-    wave = _fit_audio(wave, length * snippet_seconds)
+    wave = fit_audio(wave, length * snippet_seconds)
     return DecodedVideo(path, wave, frames[:length], snippet_seconds, duration, fps, has_audio)
+
+
+def decode_audio(path: Path) -> np.ndarray:
+    """(S,) float32 16 kHz mono of the first audio stream on the video's clock, as
+    decode_video gives the audio back-ends (sample 0 = the video stream's start); (0,)
+    without audio. Demuxes the audio only."""
+    with open_container(path) as container:
+        if not container.streams.audio:
+            return np.zeros(0, np.float32)
+        astream, collector = container.streams.audio[0], _AudioCollector()
+        origin = start_seconds(container.streams.video[0]) if container.streams.video else None
+        for packet in container.demux(astream):
+            for frame in packet.decode():
+                collector.push(frame)
+    return collector.finish(origin or 0.0)
 
 
 def decode_notes(meta: dict[str, Any], snippet_seconds: float) -> list[str]:
     """What a user should hear about how a video was read (from `extract_video`'s meta)."""
     notes = []
-    if not meta.get("has_audio", True):
+    if not meta.get("has_audio", True) and meta.get("audio_dim", 1):  # (T, 0): none made
         notes.append("no audio track: its audio features are those of silence")
     duration = float(meta.get("duration", snippet_seconds))
     if duration < snippet_seconds:
@@ -156,7 +171,7 @@ def _frame_time(frame: Any, index: int, fps: float) -> float:
     return index / fps if fps > 0 else float(index)
 
 
-def _fit_audio(wave: np.ndarray, seconds: float) -> np.ndarray:
+def fit_audio(wave: np.ndarray, seconds: float) -> np.ndarray:
     """Cut or zero-pad the waveform to exactly the grid's length."""
     want = int(round(seconds * SAMPLE_RATE))
     if wave.size >= want:

@@ -11,6 +11,9 @@ Sources (read, not copied; docs/extraction.md, "Release protocols", cites each s
   mel_features.py): 25 ms windows every 10 ms, examples of 96 frames every 96 frames.
 - moviepy's resampling when LLP wrote its 16 kHz wav (scripts/extract_audio.py): the
   sample nearest each output instant, `round(t * rate_in)`.
+- The I3D releases' 16-frame windows (Finspire13/pytorch-i3d-feature-extraction,
+  extract_features.py, run(): chunk_size 16, --frequency the stride, the last window at
+  (frame_cnt - 16) // frequency * frequency): W-TALC's at stride 16, ActionFormer's at 4.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ VGGISH_EXAMPLE = 96  # frames per example, and frames between examples (0.96 s, 
 AVE_FRAMES_PER_SECOND = 16  # AVE: sample_num
 LLP_FPS = 8  # LLP: ffmpeg -r 8
 LLP_FRAMES_PER_SECOND = 8  # LLP: 80 picks for a 10 s clip
+I3D_WINDOW = 16  # frames per I3D input in both I3D releases (chunk_size)
 
 
 def cfr_output(times: np.ndarray, out_fps: float, frame_seconds: float) -> np.ndarray:
@@ -115,3 +119,18 @@ def ten_second_windows(segments: int) -> list[tuple[int, int]]:
     """
     return [(start * VGGISH_RATE, min(10, segments - start))
             for start in range(0, max(segments, 1), 10)]
+
+
+def chunk_starts(num_frames: int, stride: int, window: int = I3D_WINDOW) -> np.ndarray:
+    """(n,) int64 first frames of the full windows: 0, stride, ... while start + window <=
+    num_frames; a tail shorter than a window gets no feature.
+
+    Finspire13's script (ActionFormer's THUMOS features, stride 4): starts 0, 4, ...,
+    (num_frames - 16) // 4 * 4. W-TALC (stride 16, non-overlapping): num_frames // 16
+    windows, the tail dropped (inferred: the paper states only the chunking; it is what the
+    script gives with --frequency 16). The script asserts num_frames > 16; here 16 frames
+    give one window and fewer none.
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    return np.arange(0, max(num_frames - window + 1, 0), stride, dtype=np.int64)
