@@ -157,7 +157,9 @@ class TrainConfig:
     batch_size: int = 30
     lr: float = 1e-4
     weight_decay: float = 0.0
-    similar_pairs: int = 3  # pairs of videos sharing a class placed in each batch (for CASL)
+    # pairs of videos sharing a class placed in each batch, for CASL; none when loss.alpha
+    # is 0 (CASL off): each batch is then batch_size videos of the epoch's permutation
+    similar_pairs: int = 3
     seed: int = 0
     device: str = setting("auto", resumable=True, runtime=True)  # auto | cpu | cuda | cuda:N
     # CPU threads of torch (0: the CPUs this process may use: affinity, cgroup quota,
