@@ -168,7 +168,9 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast
     dtype: str = "float32"  # weights and arithmetic: float32 | float64 (to debug numerics)
     compile: bool = False  # torch.compile the model
-    eval_every: int = setting(1, resumable=True)  # epochs between validations
+    # validate every N epochs and at the last; best.pt is the best validated epoch (the
+    # long-video presets validate less often: docs/paper-notes.md, "How often to validate")
+    eval_every: int = setting(1, resumable=True)
     # also save last.pt every N steps inside an epoch (0 = per epoch)
     checkpoint_every: int = setting(0, resumable=True)
     # CUDA: steps between NaN/Inf checks (each one syncs); CPU: 1
