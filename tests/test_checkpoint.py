@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import avloc.checkpoint as ck
@@ -255,6 +255,7 @@ def read_or_refused(path):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 7)), min_size=1,
                      max_size=3))
+@example(flips=[(11890, 0)])  # a tensor's stride became 0: the checksum crashed (fixed)
 def test_flipped_bytes_never_load_as_different_weights(good, scratch, flips):
     """PyTorch's zip reader skips CRCs: without the checksum 95 % of single-bit flips load
     silently. Now a flip is refused with the one-line error, or it lands in bytes that

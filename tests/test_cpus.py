@@ -41,3 +41,22 @@ def test_the_smallest_limit_wins_and_the_setting_overrides(monkeypatch):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_affinity_mask_limits_the_threads(monkeypatch):
+    """A CPU mask of 3 CPUs (taskset, Slurm) on a process torch would give more threads:
+    3 threads, and the log line names the mask."""
+    import avloc.util.cpus
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(avloc.util.cpus.os, "sched_getaffinity", lambda pid: {0, 2, 5},
+                            raising=False)
+        monkeypatch.setattr(avloc.util.cpus, "cgroup_quota", lambda: 4.0)
+        torch.set_num_threads(8)
+        assert usable_cpus() == (3, "affinity mask")
+        assert use_threads(0).startswith("3 CPU threads (the CPUs this process may use, by "
+                                         "its affinity mask")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -35,7 +35,10 @@ def _digest(obj: Any, h: Any) -> None:
     """Feed plain data and tensor bytes to `h` in a form that survives a save/load cycle."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu()
-        t = (t.to_dense() if t.layout != torch.strided else t).contiguous()
+        t = t.to_dense() if t.layout != torch.strided else t
+        # fresh strides: a size-1 dimension counts as contiguous with any stride (a damaged
+        # file can carry 0), and viewing it as bytes needs stride 1
+        t = t.clone(memory_format=torch.contiguous_format)
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, any dtype
     elif isinstance(obj, dict):

@@ -47,7 +47,7 @@ from avloc.util.progress import interactive
 from avloc.util.refs import named
 
 FEATURE_DIR = "features"  # OUT/features: the extraction cache unless --features DIR
-CHUNK = 16  # videos run through the model at once
+CHUNK = 16  # videos loaded at once; predict batches them by length within its budgets
 
 
 @dataclass

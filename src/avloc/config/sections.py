@@ -157,7 +157,9 @@ class TrainConfig:
     batch_size: int = 30
     lr: float = 1e-4
     weight_decay: float = 0.0
-    similar_pairs: int = 3  # pairs of videos sharing a class placed in each batch (for CASL)
+    # pairs of videos sharing a class placed in each batch, for CASL; none when loss.alpha
+    # is 0 (CASL off): each batch is then batch_size videos of the epoch's permutation
+    similar_pairs: int = 3
     seed: int = 0
     device: str = setting("auto", resumable=True, runtime=True)  # auto | cpu | cuda | cuda:N
     # CPU threads of torch (0: the CPUs this process may use: affinity, cgroup quota,
@@ -166,7 +168,9 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast
     dtype: str = "float32"  # weights and arithmetic: float32 | float64 (to debug numerics)
     compile: bool = False  # torch.compile the model
-    eval_every: int = setting(1, resumable=True)  # epochs between validations
+    # validate every N epochs and at the last; best.pt is the best validated epoch (the
+    # long-video presets validate less often: docs/paper-notes.md, "How often to validate")
+    eval_every: int = setting(1, resumable=True)
     # also save last.pt every N steps inside an epoch (0 = per epoch)
     checkpoint_every: int = setting(0, resumable=True)
     # CUDA: steps between NaN/Inf checks (each one syncs); CPU: 1

@@ -39,18 +39,42 @@ class VideoPrediction:
         return video_class_scores(self.cas, topk_divisor)
 
 
+# A batch's padded size, videos x its longest length L: its attention within B x L^2 <=
+# ATTENTION_BUDGET (2**22: 32 videos of 362 snippets, one of 2048; a longer video runs
+# alone), its features within B x L <= SNIPPET_BUDGET (at 2048-d inputs, 256 MiB). Cross
+# attention costs L^2 a video: batched by length under these bounds, the padded work stays
+# near the sum of L^2 however long and varied the videos are
+ATTENTION_BUDGET = 2**22
+SNIPPET_BUDGET = 2**15
+
+
+def length_batches(lengths: Sequence[int], attention: int = ATTENTION_BUDGET,
+                   snippets: int = SNIPPET_BUDGET) -> list[list[int]]:
+    """Indices batched by length, shortest first: each batch as many videos as keep
+    count x longest^2 within `attention` and count x longest within `snippets`, at least
+    one."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        n, longest = len(batches[-1]) + 1 if batches else 0, max(lengths[i], 1)
+        if batches and n * longest**2 <= attention and n * longest <= snippets:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 @torch.inference_mode()
 def predict(
     model: AVLocModel, videos: Sequence[Video], device: torch.device | str = "cpu",
-    batch_size: int = 32, amp: bool = False,
+    amp: bool = False, attention: int = ATTENTION_BUDGET,
 ) -> list[VideoPrediction]:
-    """Whole videos (no cropping), batched by similar length; model put in eval mode."""
+    """Whole videos (no cropping), batched by length within `attention` (padded B x L^2)
+    and SNIPPET_BUDGET (`length_batches`); model put in eval mode."""
     model.eval()
-    order = sorted(range(len(videos)), key=lambda i: videos[i].length)
     results: dict[int, VideoPrediction] = {}
     dev = torch.device(device)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in length_batches([v.length for v in videos], attention):
         batch = collate([videos[i] for i in idx]).to(dev, next(model.parameters()).dtype)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             out = model(batch.audio, batch.visual, batch.mask)

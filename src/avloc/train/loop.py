@@ -66,8 +66,11 @@ class Trainer:
         self.net = distributed.wrap_model(self.model, d, device)
         if cfg.train.compile:
             self.net = torch.compile(self.net)
+        # CASL's pairs only when its loss is on: otherwise they would only add videos
+        # drawn by class to each batch (more steps per epoch, rare classes oversampled)
+        pairs = cfg.train.similar_pairs if cfg.loss.alpha else 0
         self.sampler = PairBatchSampler(
-            ds.splits["train"], cfg.train.batch_size, cfg.train.similar_pairs, cfg.train.seed,
+            ds.splits["train"], cfg.train.batch_size, pairs, cfg.train.seed,
             groups=d.world, bucket=cfg.data.batching == "bucket",
         )
         cuda = device.type == "cuda"

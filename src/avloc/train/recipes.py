@@ -46,11 +46,12 @@ from avloc.data.batching import collate
 from avloc.model import AVLocModel
 from avloc.runs.layout import CONFIG, read_run_config
 from avloc.runs.state import rng_state, seed_generators, set_rng_state
+from avloc.scoring.predict import length_batches
 from avloc.train.distributed import Dist
 from avloc.train.loop import Trainer
 from avloc.util.errors import AvlocError
 
-CHUNK = 64  # clips per forward pass while making targets
+CHUNK = 64  # clips per forward pass while judging modalities (LLP clips: one length)
 
 
 def rounds(cfg: Config) -> int:
@@ -236,16 +237,16 @@ def snippet_pseudo_labels(model: AVLocModel, videos: Sequence[Video], threshold:
     is at least `threshold`; -1 elsewhere (no label)."""
     model.eval()
     dtype = next(model.parameters()).dtype
-    out: list[np.ndarray] = []
-    for start in range(0, len(videos), CHUNK):
-        part = videos[start:start + CHUNK]
-        batch = collate(part).to(device, dtype)
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(videos)
+    for idx in length_batches([v.length for v in videos]):  # long videos: bounded padding
+        batch = collate([videos[i] for i in idx]).to(device, dtype)
         p = model(batch.audio, batch.visual, batch.mask)["log_p"].float().exp()  # (b, L, C+1)
         allowed = torch.cat([torch.ones_like(batch.labels[:, :1]), batch.labels], 1) > 0  # (b, C+1)
         p = p.masked_fill(~allowed[:, None, :], -1.0).cpu().numpy()
-        for j, v in enumerate(part):
-            best, label = p[j, :v.length].max(-1), p[j, :v.length].argmax(-1)
-            out.append(np.where(best >= threshold, label, -1).astype(np.int64))
+        for j, i in enumerate(idx):
+            n = videos[i].length
+            best, label = p[j, :n].max(-1), p[j, :n].argmax(-1)
+            out[i] = np.where(best >= threshold, label, -1).astype(np.int64)
     kept = np.concatenate(out) if out else np.zeros(0)
     print(f"avloc: self-training: {100 * (kept >= 0).mean():.1f} % of training snippets "
           f"labelled, {100 * (kept > 0).mean():.1f} % as a class", flush=True)
