@@ -31,7 +31,7 @@ from avloc.extract.release_extract import batched, release_meta, snippets, vggis
 from avloc.extract.release_grid import AVE_FRAMES_PER_SECOND, ave_frame_picks
 from avloc.extract.release_nets import VGG19Pool5, load_keras_vgg19
 from avloc.extract.store import Extracted
-from avloc.extract.visual import to_tensor
+from avloc.extract.visual import IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from avloc.extract.weights import load_state_dict, need
 
 KERAS_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -39,8 +39,6 @@ KERAS_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
 TORCH_FILE = "vgg19.pth"  # torchvision's vgg19-dcbb9e9d.pth, renamed
 VGG_SOURCE = "Keras's VGG-19 ImageNet HDF5, the release's, or torchvision's, renamed"
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # Keras preprocess_input, mode "caffe"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SIZE = 224
 
 

@@ -34,11 +34,9 @@ from avloc.extract.release_extract import release_meta, snippets, vggish, weight
 from avloc.extract.release_grid import LLP_FPS, LLP_FRAMES_PER_SECOND, linspace_picks
 from avloc.extract.release_nets import R2Plus1D18
 from avloc.extract.store import Extracted
-from avloc.extract.visual import RESNET_SOURCE, to_tensor
+from avloc.extract.visual import IMAGENET_MEAN, IMAGENET_STD, RESNET_SOURCE, to_tensor
 from avloc.extract.weights import load_state_dict
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)  # AVVP-ECCV20 scripts/utils.py
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 R2PLUS1D_SOURCE = "torchvision's r2plus1d_18-91a641e6.pth (Kinetics-400), renamed"

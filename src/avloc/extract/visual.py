@@ -27,6 +27,10 @@ LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
 RESNET_SOURCE = "torchvision's resnet152-b121ed2d.pth or resnet152-394f9c45.pth, renamed"
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, on [0, 1] RGB
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 def to_tensor(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
               ) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float: torchvision's ToTensor and Normalize
@@ -43,8 +47,8 @@ class VisualBackend:
     name: str = ""
     dim: int = 0
     input_size: int = 224  # decode crops frames to input_size x input_size
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # on [0, 1] RGB
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # on [0, 1] RGB
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __init__(self, batch_size: int = 32) -> None:
         self.batch_size = max(1, int(batch_size))
