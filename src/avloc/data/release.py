@@ -23,7 +23,7 @@ from whatever is finished:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,14 @@ def extract_release(inputs: str | Path | Iterable[str | Path], out_dir: str | Pa
     return summary, WRITERS[protocol](out, ids, done)
 
 
-def write_per_video(out: Path, done: list[str], folders: dict[str, str]) -> list[Path]:
-    """OUT/<folder>/<video>.npy of each extracted video: {stream name: folder}."""
+def write_per_video(out: Path, done: list[str], folders: dict[str, str],
+                    arrays: Callable[[Path], dict[str, np.ndarray]] = read_streams
+                    ) -> list[Path]:
+    """OUT/<folder>/<video>.npy of each extracted video: {array name: folder}, the arrays
+    of its .npz by `arrays` (default: the streams it keeps)."""
     written = []
     for vid in done:
-        streams = read_streams(out / FEATURE_DIR / f"{vid}.npz")
-        if any(name not in streams for name in folders):  # a protocol that keeps none
-            streams["visual"] = read_features(out / FEATURE_DIR / f"{vid}.npz")[1]
+        streams = arrays(out / FEATURE_DIR / f"{vid}.npz")
         for name, folder in folders.items():
             path = out / folder / f"{vid}.npy"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,10 @@ def write_actionformer(out: Path, ids: list[str], done: list[str]) -> list[Path]
     """i3d_features/<video>.npy of each extracted video."""
     from avloc.data.thumos import FEATURE_DIRS
 
-    return write_per_video(out, done, {"visual": FEATURE_DIRS[0]})
+    def visual(path: Path) -> dict[str, np.ndarray]:  # the .npz's visual is the release's
+        return {"visual": read_features(path)[1]}
+
+    return write_per_video(out, done, {"visual": FEATURE_DIRS[0]}, visual)
 
 
 def missing_rows(rows: list[str], done: list[str]) -> bool:
