@@ -137,6 +137,17 @@ def test_hard_mode_classes_of_a_group_look_alike() -> None:
     assert alike > np.mean([cosine(easy[a], easy[b]) for a, b in same_group]) + 0.2
 
 
+def test_static_share_sets_how_many_videos_show_their_class_all_along() -> None:
+    def kinds(share):
+        ds = synthetic(synth_task="action", synth_videos=200, synth_classes=5,
+                       synth_background_videos=0, synth_static_share=share)
+        return collections.Counter(ds.video_kinds[v.vid] for v in ds.splits["train"])
+
+    assert kinds(0.0)["static"] == 0 and kinds(0.0)["clean"] > kinds(0.0)["drowned"] > 0
+    assert kinds(1.0) == {"static": 200}
+    assert 0.2 < kinds(0.3)["static"] / 200 < 0.4
+
+
 def test_video_kinds_say_where_each_modality_marks_the_event() -> None:
     ds = synthetic(synth_task="action", synth_videos=300, synth_classes=5,
                    synth_background_videos=20, synth_noise=0.1)

@@ -88,6 +88,8 @@ def _check_data(d: DataConfig) -> None:
           "must be in [0, data.synth_classes]")
     _need(0 <= d.synth_group_share <= 1, "data.synth_group_share", d.synth_group_share,
           "must be in [0, 1]")
+    _need(0 <= d.synth_static_share <= 1, "data.synth_static_share", d.synth_static_share,
+          "must be in [0, 1]")
     _need(0 <= d.synth_noise_corr < 1, "data.synth_noise_corr", d.synth_noise_corr,
           "must be in [0, 1)")
 

@@ -81,6 +81,9 @@ class DataConfig:
     synth_groups: int = 0  # hard mode: classes in this many groups sharing looks, sounds, scene
     synth_group_share: float = 0.7  # hard mode: how much of a class is its group's prototype
     synth_noise_corr: float = 0.0  # AR(1) coefficient of the noise over time (0: independent)
+    # share of "static" videos (the picture shows the class all along; only the sound says
+    # when); clean and drowned share the rest 4 : 3 (data/synthetic.py)
+    synth_static_share: float = 0.3
     synth_noise: float = 0.8
     synth_seed: int = 0
 

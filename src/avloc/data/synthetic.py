@@ -6,9 +6,9 @@ only part of the evidence and fusion matters. Every event-holding video is one o
 - clean  (40 %): the event is heard and seen only while it happens;
 - drowned (30 %): unrelated music covers the soundtrack; the event's sound is faint,
   the picture shows it clearly (audio alone fails here);
-- static (30 %): the scene looks the same before, during and after the event (it shows
-  the class all along but not when), the sound marks the event (vision alone cannot
-  find the boundaries).
+- static (30 %, `data.synth_static_share`): the scene looks the same before, during
+  and after the event (it shows the class all along but not when), the sound marks the
+  event (vision alone cannot find the boundaries).
 
 Two structures (`data.synth_task`):
 - `event` (AVE-like, the default and the demo): `synth_length` one-second snippets, one
@@ -74,7 +74,11 @@ THUMOS_INSTANCES_PCT = (1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 11, 14, 16, 20, 23,
 THUMOS_INSTANCE_PCT = (0.31, 1.25, 1.56, 1.88, 2.19, 2.5, 2.97, 3.28, 3.75, 4.22, 4.69, 5.47,
                        6.25, 7.19, 8.28, 9.22, 10.16, 11.72, 13.28, 16.72, 184.53)
 KINDS = ("clean", "drowned", "static")
-KIND_P = (0.4, 0.3, 0.3)
+
+
+def kind_shares(static: float) -> tuple[float, float, float]:
+    """P(clean), P(drowned), P(static) for data.synth_static_share (0.3: 0.4, 0.3, 0.3)."""
+    return (1 - static) * 4 / 7, (1 - static) * 3 / 7, static
 STRONG, FAINT, SCENE = 0.45, 0.12, 0.45
 
 
@@ -162,7 +166,7 @@ def _make_video(
     visual = np.tile(protos.scenes[scene] * SCENE, (L, 1))  # (L, D_v)
     if cls is not None:
         events = events or _event_times(cfg, rng)
-        kind = KINDS[rng.choice(3, p=KIND_P)]
+        kind = KINDS[rng.choice(3, p=kind_shares(cfg.synth_static_share))]
         sound = FAINT if kind == "drowned" else STRONG
         for start, end in events:
             audio[start:end] += protos.audio[cls] * sound
