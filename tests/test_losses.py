@@ -258,14 +258,28 @@ def naive_pseudo(p, mask, labels, cfg):
         if not cfg.pseudo_video_classes:
             allowed = list(range(p.shape[2]))
         half = cfg.pseudo_neighbors // 2
-        s = 0.0
+        qs = []
         for t in range(n):
             near = [i for i in range(t - half, t + half + 1) if 0 <= i < n]
             q = {c: sum(float(p[b, i, c]) for i in near) / len(near) for c in allowed}
             if cfg.pseudo_renormalize:
                 q = {c: v / sum(q.values()) for c, v in q.items()}
-            c_hat = max(allowed, key=lambda c: q[c])
-            if q[c_hat] >= cfg.pseudo_tau:
+            qs.append(q)
+        own = [c + 1 for c in range(labels.shape[1]) if labels[b, c]]
+        s = 0.0
+        for t in range(n):
+            if cfg.pseudo_relative and own:  # per own class: min + t' (max - min) of its q
+                r = cfg.pseudo_relative
+                lo = {c: min(q[c] for q in qs) for c in own}
+                span = {c: max(q[c] for q in qs) - lo[c] for c in own}
+                above = [c for c in own if qs[t][c] > lo[c] + (1 - r) * span[c]]
+                if above:
+                    s += -math.log(float(p[b, t, max(above, key=lambda c: qs[t][c])]))
+                elif all(qs[t][c] < lo[c] + r * span[c] for c in own):
+                    s += -math.log(float(p[b, t, 0]))
+                continue
+            c_hat = max(allowed, key=lambda c: qs[t][c])
+            if qs[t][c_hat] >= cfg.pseudo_tau:
                 s += -math.log(float(p[b, t, c_hat]))
         total += s / n
     return total / p.shape[0]
@@ -282,6 +296,34 @@ def test_pseudo_matches_naive(restrict, tau, renormalize):
     got = pseudo_localization_loss(log_p, mask, labels, cfg)
     assert got.item() == pytest.approx(naive_pseudo(log_p.exp(), mask, labels, cfg), rel=1e-9)
     assert got.item() > 0  # some snippets pass tau at these settings
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+@pytest.mark.parametrize("relative", [0.25, 0.5])
+def test_relative_pseudo_labels_match_naive(relative, renormalize):
+    log_p, mu, h, mask, labels = random_batch([12, 9, 4])
+    labels = with_labels(labels, [[1], [0, 2], []])  # the last: Eq. 9's labels stay
+    cfg = LossConfig(pseudo_tau=0.3, pseudo_neighbors=2, pseudo_relative=relative,
+                     pseudo_renormalize=renormalize)
+    got = pseudo_localization_loss(log_p, mask, labels, cfg)
+    assert got.item() == pytest.approx(naive_pseudo(log_p.exp(), mask, labels, cfg), rel=1e-9)
+    assert got.item() != pytest.approx(
+        pseudo_localization_loss(log_p, mask, labels, LossConfig(
+            pseudo_tau=0.3, pseudo_neighbors=2, pseudo_renormalize=renormalize)).item())
+
+
+def test_relative_pseudo_labels_mark_a_flat_high_video_by_its_own_range():
+    # mu 0.90 outside and 0.99 inside snippets 3-5: Eq. 9 (tau 0.8) calls all of it the
+    # class; relative to the video's own range, the outside is background
+    mu = torch.tensor([0.90, 0.90, 0.91, 0.99, 0.99, 0.99, 0.90, 0.90])[None]  # (1, 8)
+    p = torch.stack([1 - mu, mu], dim=-1)  # (1, 8, 2): one class, its soft-max is 1
+    mask, labels = torch.ones(1, 8, dtype=torch.bool), torch.ones(1, 1)
+    absolute = pseudo_labels(p.log(), mask, labels, LossConfig(pseudo_neighbors=0))
+    assert absolute[1].all() and (absolute[0] == 1).all()
+    c_hat, keep = pseudo_labels(p.log(), mask, labels,
+                                LossConfig(pseudo_neighbors=0, pseudo_relative=0.25))
+    assert keep.all()
+    assert c_hat[0].tolist() == [0, 0, 0, 1, 1, 1, 0, 0]
 
 
 def test_renormalized_pseudo_labels_find_background_the_class_softmax_finds():

@@ -221,7 +221,28 @@ def pseudo_labels(
             q = q.masked_fill(~allowed[:, None, :], -1.0)
         q_max, c_hat = q.max(dim=-1)  # (B, L)
         keep = (q_max >= cfg.pseudo_tau) & mask
+        if cfg.pseudo_relative:
+            return relative_pseudo_labels(q, mask, labels, cfg.pseudo_relative, c_hat, keep)
     return c_hat, keep
+
+
+def relative_pseudo_labels(q: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, t: float,
+                           c_hat: torch.Tensor, keep: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """loss.pseudo_relative = t: q (B, L, C+1) above hi = min + (1 - t)(max - min) of q(c) over
+    the video for an own class c: the likeliest such class; below lo = min + t (max - min) for
+    every own class: background; else none. Videos without a class keep Eq. 9's labels."""
+    own = (labels > 0)[:, None, :]  # (B, 1, C)
+    qc = q[..., 1:]  # (B, L, C)
+    lo_q = qc.masked_fill(~mask[..., None], float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
+    span = qc.masked_fill(~mask[..., None], -1.0).amax(dim=1, keepdim=True) - lo_q  # (B, 1, C)
+    above = (qc > lo_q + (1 - t) * span) & own  # (B, L, C)
+    below = ((qc < lo_q + t * span) | ~own).all(dim=-1)  # (B, L)
+    fg = above.any(dim=-1)  # (B, L)
+    rel_hat = torch.where(fg, qc.masked_fill(~above, -1.0).argmax(dim=-1) + 1, 0)  # (B, L)
+    has_class = own.any(dim=-1)  # (B, 1)
+    return (torch.where(has_class, rel_hat, c_hat),
+            torch.where(has_class, (fg | below) & mask, keep))
 
 
 def pseudo_localization_loss(

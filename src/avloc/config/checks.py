@@ -111,6 +111,9 @@ def _check_model_and_loss(m: ModelConfig, lo: LossConfig) -> None:
           "B must be even and >= 0")
     _need(lo.pseudo_neighbors >= 0 and lo.pseudo_neighbors % 2 == 0, "loss.pseudo_neighbors",
           lo.pseudo_neighbors, "N must be even and >= 0")
+    _need(0 <= lo.pseudo_relative <= 0.5, "loss.pseudo_relative", lo.pseudo_relative,
+          "must be in [0, 0.5] (0: Eq. 9's absolute tau; t: below min + t (max - min) is "
+          "background, above min + (1 - t)(max - min) the class)")
     _need(lo.pseudo_video_classes or not lo.pseudo_renormalize, "loss.pseudo_renormalize",
           lo.pseudo_renormalize, "renormalises over the video's classes: needs "
           "loss.pseudo_video_classes=true (over all classes q already sums to 1)")

@@ -144,6 +144,10 @@ class LossConfig:
     # flat becomes a background pseudo label: mu then separates without background-only
     # videos, at a cost in AVE accuracy (docs/paper-notes.md, "Background without ...")
     pseudo_renormalize: bool = False
+    # t in (0, 0.5]: pseudo labels relative to each video's range of q, as the localizer
+    # thresholds (above min + (1 - t)(max - min): its class; below min + t (max - min) for
+    # every own class: background), not Eq. 9's absolute tau; 0: Eq. 9 as printed
+    pseudo_relative: float = 0.0
     # parsing head (HAN's guided learning): each stream's video-level prediction also learns
     # the weak labels, smoothed towards 0.5 as a * y + (1 - a) / 2 (HAN: audio 1.0, visual 0.9)
     parsing_modality_weight: float = 1.0  # 0: only the fused video-level prediction learns
