@@ -156,6 +156,12 @@ def test_cli_eval_writes_accuracy_json(trained, tmp_path, capsys):
         (["train", "--config", "demo", "--out", "{tmp}/r", "localize.nms_iou=1"],
          "localize.nms_iou"),  # at load, not at the first validation
         (["train", "--config", "demo", "--out", "{tmp}/r", "train.device=gpu"], "train.device"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "loss.pseudo_relative=0.7"],
+         "loss.pseudo_relative"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "train.select_metric=average_mAP"],
+         "train.select_metric"),
+        (["train", "--config", "demo", "--out", "{tmp}/r", "data.synth_static_share=2"],
+         "data.synth_static_share"),
         (["eval", "{tmp}/nothing"], "checkpoint not found"),
     ],
 )
@@ -210,3 +216,32 @@ def test_eval_rejects_wrong_feature_dims(trained, tmp_path, capsys):
     convert_to_generic(load_dataset(cfg.data, None), tmp_path / "g")
     assert main(["eval", str(out), "--data", str(tmp_path / "g"), "--data-format", "generic"]) == 1
     assert "dims" in capsys.readouterr().err
+
+
+def test_accuracy_separated_ranks_separated_epochs_by_accuracy_and_the_rest_below():
+    from avloc.scoring.evaluate import selection_value
+
+    def epoch(acc, inside, outside):
+        return {"accuracy": acc, "mu_inside_events": inside, "mu_outside_events": outside}
+
+    flat_best = epoch(0.92, 0.98, 0.90)  # the accuracy peak before mu separates
+    separated = epoch(0.90, 0.95, 0.55)
+    rank = lambda m: selection_value(m, "accuracy_separated", 0.3)  # noqa: E731
+    assert rank(separated) == 1.90 and rank(separated) > rank(flat_best)
+    assert rank(epoch(0.99, 0.9, 0.8)) < rank(epoch(0.10, 0.9, 0.6))  # 0.30 counts
+    # while no epoch separates, the accuracy ranks them
+    assert rank(flat_best) == 0.92 and rank(epoch(0.5, 0.9, 0.7)) < rank(flat_best)
+    assert rank(epoch(0.8, 0.9, None)) == 0.8  # no background on validation: accuracy
+    assert selection_value(flat_best, "accuracy", 0.3) == 0.92
+
+
+def test_accuracy_separated_keeps_a_separated_epoch(tmp_path):
+    cfg = load_config("demo", [*SMALL, "train.epochs=4", "train.select_metric=accuracy_separated"])
+    metrics = train(cfg, None, tmp_path / "run")
+    history = metrics["history"]
+    best = next(r for r in history if r["epoch"] == metrics["best_epoch"])
+    assert metrics["select_metric"] == "accuracy_separated"
+    separated = [r for r in history if r["val_mu_separated"]]
+    assert best["val_mu_separated"] == bool(separated)
+    pool = separated or history  # the most accurate separated epoch, else of all
+    assert best["val_accuracy_separated"] == max(r["val_accuracy_separated"] for r in pool)

@@ -37,7 +37,8 @@ CHOICES = {
     "data.missing_features": ("error", "skip_train", "skip"),
     "loss.casl_scores": ("prob", "logit"),
     "train.label_refinement": ("none", "ma"),
-    "train.select_metric": ("auto", "accuracy", "average_mAP", *PARSING_METRICS),
+    "train.select_metric": ("auto", "accuracy", "accuracy_separated", "average_mAP",
+                             *PARSING_METRICS),
     "localize.class_filter": ("mean", "none"),
     "eval.ties": ("official", "stable"),
 }
@@ -135,6 +136,8 @@ def _check_train(t: TrainConfig) -> None:
                            "threads": 0,
                            "similar_pairs": 0, "checkpoint_every": 0, "progress_minutes": 0})
     _need(t.lr > 0, "train.lr", t.lr, "must be > 0")
+    _need(0 <= t.select_separation <= 1, "train.select_separation", t.select_separation,
+          "must be in [0, 1] (mean mu inside events minus outside them)")
     _need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None, "train.device", t.device,
           "expected auto, cpu, cuda or cuda:N")
 

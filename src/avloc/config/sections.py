@@ -182,9 +182,14 @@ class TrainConfig:
     checkpoint_every: int = setting(0, resumable=True)
     # CUDA: steps between NaN/Inf checks (each one syncs); CPU: 1
     finite_check_every: int = setting(50, resumable=True)
-    # accuracy (event) | average_mAP (action) | LEVEL.NAME (parsing, e.g. segment_level.type_av,
-    # the official code's choice) | auto
+    # accuracy (event) | accuracy_separated (event: the accuracy of the epochs whose mu
+    # separates, below) | average_mAP (action) | LEVEL.NAME (parsing, e.g.
+    # segment_level.type_av, the official code's choice) | auto
     select_metric: str = "auto"
+    # accuracy_separated: the epochs where mean mu inside events - outside them reaches
+    # this on validation rank above the others, each group by accuracy (docs/paper-notes.md,
+    # "Background without background-only videos")
+    select_separation: float = 0.3
     # ---- recipes: a teacher trained first in RUN/teacher*/ sets extra training targets ----
     # (train/recipes.py, docs/paper-notes.md "Recipes"; off: no gain measured yet)
     # parsing: none | ma (Wu and Yang, CVPR 2021: swap a clip's visual (audio) with a clip

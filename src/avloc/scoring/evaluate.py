@@ -34,7 +34,8 @@ from avloc.scoring.thresholds import (
 from avloc.util.errors import AvlocError
 
 # the numbers each task's evaluation produces that can select the best epoch
-TASK_METRICS = {"event": ("accuracy",), "action": ("average_mAP",), "parsing": PARSING_METRICS}
+TASK_METRICS = {"event": ("accuracy", "accuracy_separated"), "action": ("average_mAP",),
+                "parsing": PARSING_METRICS}
 AUTO_METRIC = {"event": "accuracy", "action": "average_mAP", "parsing": "segment_level.type_av"}
 def event_metrics(ds: Dataset, preds: Sequence[VideoPrediction]) -> dict[str, Any]:
     """AVE protocol: argmax over C + 1 classes per snippet, accuracy over all snippets."""
@@ -184,9 +185,27 @@ def selection_metric(cfg: Config, task: str) -> str:
     return name
 
 
+def selection_value(metrics: dict[str, Any], name: str, separation: float) -> float:
+    """The number that ranks an epoch: `metric_value`, except accuracy_separated (event):
+    1 + the accuracy where mean mu inside events minus outside them reaches `separation`
+    (train.select_separation), else the accuracy alone. So the most accurate of the
+    separated epochs is kept, and the most accurate of all while none has separated.
+    Without background snippets on validation: the accuracy."""
+    if name != "accuracy_separated":
+        return metric_value(metrics, name)
+    accuracy = float(metrics["accuracy"])
+    inside, outside = metrics["mu_inside_events"], metrics["mu_outside_events"]
+    if inside is None or outside is None:
+        return accuracy
+    return accuracy + 1.0 if inside - outside >= separation else accuracy
+
+
 def metric_value(metrics: dict[str, Any], name: str) -> float:
     """A selectable number of a metrics dict: a top-level key ("accuracy") or a parsing
-    number "LEVEL.NAME" ("segment_level.type_av")."""
+    number "LEVEL.NAME" ("segment_level.type_av"); accuracy_separated shows the accuracy
+    (`selection_value` ranks)."""
+    if name == "accuracy_separated":
+        return float(metrics["accuracy"])
     if name in PARSING_METRICS:
         level, key = name.split(".")
         return float(metrics[level][key])
