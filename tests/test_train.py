@@ -158,6 +158,8 @@ def test_cli_eval_writes_accuracy_json(trained, tmp_path, capsys):
         (["train", "--config", "demo", "--out", "{tmp}/r", "train.device=gpu"], "train.device"),
         (["train", "--config", "demo", "--out", "{tmp}/r", "loss.pseudo_relative=0.7"],
          "loss.pseudo_relative"),
+        (["train", "--config", "llp_demo", "--out", "{tmp}/r", "loss.pseudo_relative=0.5"],
+         "parsing head"),
         (["train", "--config", "demo", "--out", "{tmp}/r", "train.select_metric=average_mAP"],
          "train.select_metric"),
         (["train", "--config", "demo", "--out", "{tmp}/r", "data.synth_static_share=2"],

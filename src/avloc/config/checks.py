@@ -125,6 +125,9 @@ def _check_parsing(m: ModelConfig, lo: LossConfig) -> None:
     _need(m.head == "fused" or m.parsing_mu or lo.beta == 0, "loss.beta", lo.beta,
           "the foreground continuity loss needs each stream's foreground reliability; set "
           "loss.beta=0 with model.parsing_mu=false")
+    _need(m.head == "fused" or not lo.pseudo_relative, "loss.pseudo_relative",
+          lo.pseudo_relative, "relative pseudo labels are the fused head's (Eq. 9); the "
+          "parsing head's, per stream, have none: set loss.pseudo_relative=0")
     _at_least("loss", lo, {"parsing_modality_weight": 0})
     for name in ("parsing_smooth_audio", "parsing_smooth_visual"):
         value = getattr(lo, name)

@@ -279,4 +279,6 @@ def format_log_line(record: dict[str, Any], metric: str) -> str:
     losses = " ".join(f"{k[5:]} {v:.4f}" for k, v in record.items() if k.startswith("loss_"))
     val = record.get(f"val_{metric}")
     val_text = f" | val {metric} {val:.4f}" if val is not None else ""
+    if "val_mu_separated" in record:  # accuracy_separated: does this epoch count?
+        val_text += " (mu separated)" if record["val_mu_separated"] else " (mu not separated)"
     return f"epoch {record['epoch']:3d} | {losses}{val_text} | {record['seconds']:.1f}s"
