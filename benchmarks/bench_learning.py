@@ -146,6 +146,8 @@ FUSION = {  # each at the preset's loss.background_weight unless --background-we
                                             "loss.pseudo_relative=0.5"],
     "2 stages, pseudo labels relative": [NORMALISED, "loss.pseudo_relative=0.5"],
     "2 stages, pseudo labels relative 0.25": [NORMALISED, "loss.pseudo_relative=0.25"],
+    "2 stages, pseudo labels relative, beta=0": [NORMALISED, "loss.pseudo_relative=0.5",
+                                                 "loss.beta=0"],
     "2 stages, pseudo labels relative, weight 1": [NORMALISED, "loss.pseudo_relative=0.5",
                                                    "loss.background_weight=1"],
     "2 stages, pseudo labels relative, weight 1, background_divisor=2": [
