@@ -169,12 +169,55 @@ def test_nms_is_per_class():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("class_filter", "max"), ("act_threshold", 1.5), ("smooth", 0), ("min_snippets", 0),
-     ("nms_iou", 1.0), ("act_threshold_step", -0.1)],
+     ("nms_iou", 1.0), ("act_threshold_step", -0.1), ("segment_score", "mean"),
+     ("oic_inflation", -0.5)],
 )
 def test_bad_settings(field, value):
     """Refused when the settings load (config.validate), not when segments are first made."""
     with pytest.raises(AvlocError, match=f"localize.{field}"):
         load_config("demo", [f"localize.{field}={value}"])
+
+
+def naive_oic(cas, c, start, end, inflation):
+    """BaS-Net's get_proposal_oic for one run [start, end) of class c, written out."""
+    length = end - start
+    outer_s = max(0, int(start - inflation * length))
+    outer_e = min(len(cas), int(end + inflation * length))
+    outer = [cas[t, c] for t in range(outer_s, start)] + [cas[t, c] for t in range(end, outer_e)]
+    inner = sum(cas[t, c] for t in range(start, end)) / length
+    return inner - (sum(outer) / len(outer) if outer else 0.0)
+
+
+@pytest.mark.parametrize("inflation", [0.25, 1.0])
+def test_oic_scores_match_the_outer_inner_contrast_written_out(inflation):
+    rng = np.random.default_rng(0)
+    cas = rng.random((40, 3))  # (T, C) noisy: many runs, some at the video's ends
+    scores = np.array([0.8, 0.5, 0.1])
+    cfg = LocalizeConfig(class_filter="none", min_snippets=1, segment_score="oic",
+                         oic_inflation=inflation, score_weight=0.2)
+    out = segments_from_cas(cas, scores, 1.0, CLASSES, cfg)
+    assert len(out) > 10
+    for d in out:
+        c, (a, b) = CLASSES.index(d["label"]), (int(d["segment"][0]), int(d["segment"][1]))
+        want = naive_oic(cas, c, a, b, inflation) + 0.2 * scores[c]
+        assert d["score"] == pytest.approx(want, abs=1e-12)
+    # the same segments as max scoring, ranked differently
+    plain = segments_from_cas(cas, scores, 1.0, CLASSES, replace(cfg, segment_score="max"))
+    assert sorted(map(tuple, (d["segment"] for d in out))) == sorted(
+        map(tuple, (d["segment"] for d in plain)))
+
+
+def test_oic_ranks_a_run_as_high_as_its_surroundings_last():
+    cas = np.full((30, 3), LOW)
+    cas[2:6, 0] = HIGH  # a clear peak
+    cas[10:30, 0] = 0.85  # a long plateau with a higher bump on it
+    cas[14:18, 0] = 0.95
+    cfg = LocalizeConfig(class_filter="none", min_snippets=1, act_threshold=0.9)
+    scores = np.array([0.5, 0.1, 0.1])
+    by_max = segments_from_cas(cas, scores, 1.0, CLASSES, cfg)
+    by_oic = segments_from_cas(cas, scores, 1.0, CLASSES, replace(cfg, segment_score="oic"))
+    assert [d["segment"] for d in by_max] == [[14.0, 18.0], [2.0, 6.0]]
+    assert [d["segment"] for d in by_oic] == [[2.0, 6.0], [14.0, 18.0]]
 
 
 def test_shape_mismatch():

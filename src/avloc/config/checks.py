@@ -40,6 +40,7 @@ CHOICES = {
     "train.select_metric": ("auto", "accuracy", "accuracy_separated", "average_mAP",
                              *PARSING_METRICS),
     "localize.class_filter": ("mean", "none"),
+    "localize.segment_score": ("max", "oic"),
     "eval.ties": ("official", "stable"),
 }
 
@@ -166,6 +167,7 @@ def _check_localize(c: LocalizeConfig) -> None:
     _need(0 <= c.act_threshold < 1, "localize.act_threshold", c.act_threshold,
           "must be in [0, 1)")
     _need(0 <= c.nms_iou < 1, "localize.nms_iou", c.nms_iou, "must be in [0, 1)")
+    _need(c.oic_inflation >= 0, "localize.oic_inflation", c.oic_inflation, "must be >= 0")
     _at_least("localize", c, {"act_threshold_step": 0, "smooth": 1, "min_snippets": 1})
     for name in ("parsing_video_threshold", "parsing_audio_threshold",
                  "parsing_visual_threshold"):

@@ -227,7 +227,12 @@ class LocalizeConfig:
     act_threshold_step: float = 0.0  # > 0: also threshold at t + step, t + 2 step, ... < 1
     smooth: int = 1  # moving-average window (snippets) applied before thresholding; 1 = none
     min_snippets: int = 2  # drop runs shorter than this (W-TALC: 2 snippets = 1.28 s on ANet)
-    score_weight: float = 0.7  # segment score = max activation inside + weight * video class score
+    score_weight: float = 0.7  # segment score = its base (below) + weight * video class score
+    # the base: max (W-TALC: the highest activation inside) | oic (outer-inner contrast,
+    # AutoLoc / BaS-Net: mean inside minus the mean of oic_inflation x its length on each
+    # side; a run as high as its surroundings scores low; docs/evaluation.md)
+    segment_score: str = "max"
+    oic_inflation: float = 0.25
     nms_iou: float = 0.0  # 0 = no NMS; else suppress same-class segments with tIoU above this
     # parsing (LLP): an event is in segment t of a modality when the video-level probability
     # >= parsing_video_threshold and the stream's probability at t >= its threshold; what

@@ -105,6 +105,20 @@ def _proposals(act: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(runs, axis=1), axis=1)
 
 
+def _outer_inner(act: np.ndarray, k: np.ndarray, s: np.ndarray, e: np.ndarray,
+                 inflation: float) -> np.ndarray:
+    """Outer-inner contrast of each run [s, e) of row k of act (K, T): its mean minus the
+    mean of the `inflation` x length beside it on each side, cut at the video's ends (none
+    left: 0), as BaS-Net's get_proposal_oic (AutoLoc's OIC) -> (S,)."""
+    out = np.empty(len(k))
+    for j, (i, a, b) in enumerate(zip(k, s, e, strict=True)):
+        grow = inflation * (b - a)
+        lo, hi = max(0, int(a - grow)), min(act.shape[1], int(b + grow))
+        outer = np.concatenate([act[i, lo:a], act[i, b:hi]])
+        out[j] = act[i, a:b].mean() - (outer.mean() if outer.size else 0.0)
+    return out
+
+
 def _nms(label: np.ndarray, seg: np.ndarray, score: np.ndarray, iou: float) -> np.ndarray:
     """Greedy per-class NMS: indices kept, best first; tIoU > iou with a kept one suppresses."""
     keep: list[int] = []
@@ -153,8 +167,11 @@ def segments_from_cas(
     k, s, e = _proposals(act, _thresholds(cfg))
     long = e - s >= cfg.min_snippets
     k, s, e = k[long], s[long], e[long]
-    peak = np.array([act[i, a:b].max() for i, a, b in zip(k, s, e, strict=True)])  # (S,)
-    score = peak + cfg.score_weight * video_scores[kept[k]]  # (S,)
+    if cfg.segment_score == "oic":
+        base = _outer_inner(act, k, s, e, cfg.oic_inflation)  # (S,)
+    else:
+        base = np.array([act[i, a:b].max() for i, a, b in zip(k, s, e, strict=True)])  # (S,)
+    score = base + cfg.score_weight * video_scores[kept[k]]  # (S,)
 
     timing = timing if isinstance(timing, Timing) else Timing(float(timing))
     seg = timing.at(np.stack([s, e], axis=1)).reshape(-1, 2)  # (S, 2) seconds
