@@ -8,6 +8,7 @@
     .venv/bin/python benchmarks/bench_learning.py casl       [--only NAME ...] [--seed 0]
     .venv/bin/python benchmarks/bench_learning.py batching   [--epochs 12] [--background-weight W]
     .venv/bin/python benchmarks/bench_learning.py crops      [--actions A]
+    .venv/bin/python benchmarks/bench_learning.py scores     [--only NAME ...] [--actions A]
 
 background  AVE-structured data (`data.synth_events=ave`: AVE's event times, two in three
             events fill the clip; video-class oracle about 0.83): test snippet accuracy,
@@ -35,6 +36,9 @@ batching    the same action data: `data.batching` pad / bucket / shortest and W-
             validation mAP.
 crops       no training: for each batching choice, the padded / real snippets of an
             epoch and the share of training crops that hold no instance.
+scores      fusion variants trained as in `fusion` with W-TALC's max segment score, their
+            best checkpoint's validation and test mAP scored with max and with the
+            outer-inner contrast (localize.segment_score=oic).
 
 fusion, trace, casl, batching and crops use the `anet12` preset on ActivityNet-1.2-
 structured data, or with `--actions thumos14` the `thumos14` preset on THUMOS'14-structured
@@ -115,7 +119,11 @@ THUMOS_BASE = ["data.format=synthetic", "data.synth_task=action", "data.synth_ac
                "data.synth_background_videos=0", "data.synth_groups=5",
                "data.synth_group_share=0.5", "data.synth_noise=0.4",
                "data.synth_noise_corr=0.9", "model.d_x=256", "train.lr=1e-3"]
-ACTIONS = {"anet12": ACTION_BASE, "thumos14": THUMOS_BASE}  # --actions: preset -> data
+# W-TALC's max segment score, the action presets' until issue 28 (they now score by outer-inner
+# contrast): every table of docs/benchmarks.md measured with these parts stays reproducible;
+# `scores` measures both
+PINNED = ["localize.segment_score=max"]
+ACTIONS = {"anet12": [*ACTION_BASE, *PINNED], "thumos14": [*THUMOS_BASE, *PINNED]}
 FUSION = {  # each at the preset's loss.background_weight unless --background-weight
     "audio only": ["model.modality=audio", "model.stages=0"],
     "visual only": ["model.modality=visual", "model.stages=0"],
@@ -433,6 +441,31 @@ def epoch_crops(preset: str, overrides: list[str]) -> tuple[float, float]:
     return computed / real, empty / drawn
 
 
+def scores(args: argparse.Namespace, tmp: Path) -> None:
+    """Each variant trained as in `fusion` (selected by the max score), then its best
+    checkpoint's validation and test average mAP with each segment score: W-TALC's max and
+    the outer-inner contrast (`localize.segment_score=oic`), the same segments."""
+    from dataclasses import replace
+
+    from avloc.checkpoint import load_model
+    from avloc.scoring.evaluate import action_metrics
+    from avloc.scoring.predict import predict
+
+    print("| variant | best epoch | val: max | val: oic | test: max | test: oic |")
+    print("|---|---|---|---|---|---|")
+    for name, extra in selected(FUSION, args.only):
+        m = run(args.actions, fusion_overrides(args, extra, epochs=30), tmp)
+        model, cfg, _ = load_model(m["run"])
+        ds = load_dataset(cfg.data, None)
+        cells = []
+        for split in ("val", "test"):
+            preds = predict(model, ds.splits[split])
+            for score in ("max", "oic"):
+                c = replace(cfg, localize=replace(cfg.localize, segment_score=score))
+                cells.append(f"{action_metrics(ds, preds, c, split)['average_mAP']:.3f}")
+        print(f"| {name} | {m['best_epoch']} | " + " | ".join(cells) + " |", flush=True)
+
+
 def crops(args: argparse.Namespace, tmp: Path) -> None:
     """Each batching choice's first epoch, without training."""
     print("| batching | padded / real snippets | crops without an instance |")
@@ -497,7 +530,7 @@ def selected(variants: dict[str, list[str]], only: list[str] | None):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("part", choices=("background", "fusion", "trace", "casl", "batching",
-                                     "crops"))
+                                     "crops", "scores"))
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--background-weight", type=float, default=None,
@@ -515,7 +548,7 @@ def main() -> None:
           f"python {sys.version.split()[0]}, one thread")
     with tempfile.TemporaryDirectory() as tmp:
         {"background": background, "fusion": fusion, "trace": trace, "casl": casl,
-         "batching": batching, "crops": crops}[args.part](
+         "batching": batching, "crops": crops, "scores": scores}[args.part](
             args, Path(tmp))
 
 
